@@ -1,0 +1,58 @@
+//! `usher run --config FILE`.
+
+use std::path::Path;
+
+use tracing_subscriber::EnvFilter;
+
+use super::{runtime, CliError};
+use crate::config::Config;
+use crate::sidecar::{DrainOutcome, Sidecar};
+
+pub fn run(path: &Path) -> Result<(), CliError> {
+    // Validate everything before binding anything.
+    let config = Config::load(path)?;
+    init_json_logs();
+    let rt = runtime()?;
+    rt.block_on(async {
+        let sidecar = Sidecar::start(&config).await?;
+        tracing::info!(
+            service = %config.service,
+            spiffe_id = %sidecar.admin.spiffe_id,
+            inbound = %sidecar.addrs.inbound,
+            outbound = %sidecar.addrs.outbound,
+            admin = %sidecar.addrs.admin,
+            "usher ready"
+        );
+        let signal = wait_for_signal().await?;
+        tracing::info!(signal, drain_timeout = ?config.shutdown.drain_timeout, "draining");
+        match sidecar.shutdown(config.shutdown.drain_timeout).await {
+            DrainOutcome::Complete => tracing::info!("drained; exiting"),
+            DrainOutcome::TimedOut => {
+                tracing::warn!("drain timeout reached with requests still in flight; exiting")
+            }
+        }
+        Ok(())
+    })
+}
+
+fn init_json_logs() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout)
+        .try_init();
+}
+
+async fn wait_for_signal() -> Result<&'static str, CliError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let err = |e: std::io::Error| CliError::Runtime(format!("cannot install signal handlers: {e}"));
+    let mut term = signal(SignalKind::terminate()).map_err(err)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(err)?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}

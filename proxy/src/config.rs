@@ -1,0 +1,391 @@
+//! `usher.yaml`: the sidecar's one configuration file.
+//!
+//! Parsing is strict: unknown keys are errors, and every error names the file,
+//! the key and what was expected, so that an operator can fix a config without
+//! reading the source. Relative paths are resolved against the folder of the
+//! config file, not the working directory.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use usher_ca::SpiffeId;
+
+/// The parsed and validated configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The service's name: `service.name` in telemetry, shown in logs.
+    pub service: String,
+    pub identity: IdentityConfig,
+    pub inbound: InboundConfig,
+    #[serde(default)]
+    pub outbound: OutboundConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub tls: TlsConfig,
+    #[serde(default)]
+    pub shutdown: ShutdownConfig,
+}
+
+/// Where the workload's certificate, key and trust bundle are.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// PEM: the leaf certificate first, then any intermediates.
+    pub cert: PathBuf,
+    /// PEM: the leaf's private key (PKCS#8, SEC1 or PKCS#1).
+    pub key: PathBuf,
+    /// PEM: the trusted root certificates.
+    pub bundle: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundConfig {
+    /// Where peers connect with mutual TLS.
+    #[serde(
+        default = "defaults::inbound_listen",
+        deserialize_with = "de::socket_addr"
+    )]
+    pub listen: SocketAddr,
+    /// The local application, plain HTTP.
+    #[serde(deserialize_with = "de::socket_addr")]
+    pub app: SocketAddr,
+    /// How long to wait for a TCP connection to the app.
+    #[serde(
+        default = "defaults::connect_timeout",
+        deserialize_with = "de::duration"
+    )]
+    pub app_connect_timeout: Duration,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Where the local application sends plain HTTP.
+    #[serde(
+        default = "defaults::outbound_listen",
+        deserialize_with = "de::socket_addr"
+    )]
+    pub listen: SocketAddr,
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// How long to wait for a peer's TCP connection and TLS handshake.
+    #[serde(
+        default = "defaults::connect_timeout",
+        deserialize_with = "de::duration"
+    )]
+    pub connect_timeout: Duration,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            listen: defaults::outbound_listen(),
+            routes: Vec::new(),
+            connect_timeout: defaults::connect_timeout(),
+        }
+    }
+}
+
+/// One destination the local application may call.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Matched, case-insensitively, against the request's Host or :authority
+    /// with any port removed.
+    #[serde(deserialize_with = "de::host")]
+    pub host: String,
+    /// The peer's inbound listener, `host:port` (an IP or a DNS name).
+    #[serde(deserialize_with = "de::host_port")]
+    pub address: String,
+    /// The only SPIFFE ID the peer may present.
+    #[serde(deserialize_with = "de::spiffe_id")]
+    pub identity: SpiffeId,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `/live`, `/ready` and read-only views; keep it on loopback.
+    #[serde(
+        default = "defaults::admin_listen",
+        deserialize_with = "de::socket_addr"
+    )]
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: defaults::admin_listen(),
+        }
+    }
+}
+
+/// TLS settings shared by the inbound and outbound legs.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// `"1.3"` (default) or `"1.2"` to also accept TLS 1.2 peers.
+    #[serde(default)]
+    pub min_version: TlsVersion,
+    /// Offer the hybrid post-quantum key exchange X25519MLKEM768 first
+    /// (default true; costs ~2.3 KB and some CPU per full handshake).
+    #[serde(default = "defaults::yes")]
+    pub post_quantum: bool,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            min_version: TlsVersion::default(),
+            post_quantum: true,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum TlsVersion {
+    #[serde(rename = "1.2")]
+    Tls12,
+    #[default]
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// After SIGTERM, how long in-flight requests may take to finish.
+    #[serde(default = "defaults::drain_timeout", deserialize_with = "de::duration")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            drain_timeout: defaults::drain_timeout(),
+        }
+    }
+}
+
+mod defaults {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    pub fn inbound_listen() -> SocketAddr {
+        SocketAddr::from(([0, 0, 0, 0], 15006))
+    }
+    pub fn outbound_listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 15001))
+    }
+    pub fn admin_listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 15000))
+    }
+    pub fn connect_timeout() -> Duration {
+        Duration::from_secs(3)
+    }
+    pub fn drain_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn yes() -> bool {
+        true
+    }
+}
+
+/// Deserializers whose errors say what was expected, with an example.
+mod de {
+    use super::*;
+    use serde::de::Error;
+
+    pub fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(|_| {
+            D::Error::custom(format!(
+                "expected an IP address and port such as 127.0.0.1:8080, got {s:?}"
+            ))
+        })
+    }
+
+    pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|_| {
+            D::Error::custom(format!(
+                "expected a duration such as 500ms, 3s or 1m, got {s:?}"
+            ))
+        })
+    }
+
+    pub fn spiffe_id<'de, D: Deserializer<'de>>(d: D) -> Result<SpiffeId, D::Error> {
+        let s = String::deserialize(d)?;
+        SpiffeId::parse(&s).map_err(|e| {
+            D::Error::custom(format!(
+                "expected a SPIFFE ID such as spiffe://mesh.local/ns/shop/sa/payments: {e}"
+            ))
+        })
+    }
+
+    pub fn host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let s = String::deserialize(d)?;
+        if valid_host(&s) {
+            Ok(s.to_ascii_lowercase())
+        } else {
+            Err(D::Error::custom(format!(
+                "expected a host name such as payments or payments.shop.svc (no port, no scheme), got {s:?}"
+            )))
+        }
+    }
+
+    pub fn host_port<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.parse::<SocketAddr>().is_ok() {
+            return Ok(s);
+        }
+        match s.rsplit_once(':') {
+            Some((host, port)) if valid_host(host) && port.parse::<u16>().is_ok() => Ok(s),
+            _ => Err(D::Error::custom(format!(
+                "expected host:port such as 127.0.0.1:15006 or payments.shop.svc:15006, got {s:?}"
+            ))),
+        }
+    }
+
+    /// A DNS-style name: labels of letters, digits, '-' and '_'.
+    pub(super) fn valid_host(s: &str) -> bool {
+        !s.is_empty()
+            && s.len() <= 253
+            && s.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+    }
+}
+
+/// A configuration error: which file, which key, what was expected.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// Dotted path of the key (`inbound.listen`, `outbound.routes[0].identity`),
+    /// or empty when the problem is the file as a whole.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}: key `{}`: {}",
+                self.file.display(),
+                self.key,
+                self.message
+            )
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates `path`; relative paths inside are made
+    /// absolute against the file's folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            key: String::new(),
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, path, base)
+    }
+
+    /// Parses `text` as if it were the file `file`, resolving relative paths
+    /// against `base`.
+    pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
+        let de = yaml_serde::Deserializer::from_str(text);
+        let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let key = if key == "." { String::new() } else { key };
+            ConfigError {
+                file: file.to_path_buf(),
+                key,
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        config.validate(file)?;
+        config.identity.cert = base.join(&config.identity.cert);
+        config.identity.key = base.join(&config.identity.key);
+        config.identity.bundle = base.join(&config.identity.bundle);
+        Ok(config)
+    }
+
+    fn validate(&self, file: &Path) -> Result<(), ConfigError> {
+        let err = |key: String, message: String| ConfigError {
+            file: file.to_path_buf(),
+            key,
+            message,
+        };
+        if self.service.trim().is_empty() {
+            return Err(err(
+                "service".into(),
+                "expected a non-empty service name".into(),
+            ));
+        }
+        for (i, route) in self.outbound.routes.iter().enumerate() {
+            if let Some(j) = self.outbound.routes[..i]
+                .iter()
+                .position(|r| r.host == route.host)
+            {
+                return Err(err(
+                    format!("outbound.routes[{i}].host"),
+                    format!(
+                        "host {:?} is already routed by outbound.routes[{j}]; each host may appear once",
+                        route.host
+                    ),
+                ));
+            }
+            if route.identity.path().is_empty() {
+                return Err(err(
+                    format!("outbound.routes[{i}].identity"),
+                    "expected a workload SPIFFE ID with a path (spiffe://td/ns/NS/sa/SA), not a bare trust domain".into(),
+                ));
+            }
+        }
+        let listeners = [
+            ("inbound.listen", self.inbound.listen),
+            ("outbound.listen", self.outbound.listen),
+            ("admin.listen", self.admin.listen),
+        ];
+        for (i, (key, addr)) in listeners.iter().enumerate() {
+            if addr.port() == 0 {
+                continue; // ephemeral: the OS picks distinct ports
+            }
+            if let Some((other, _)) = listeners[..i].iter().find(|(_, a)| a == addr) {
+                return Err(err(
+                    (*key).into(),
+                    format!(
+                        "{addr} is already used by {other}; each listener needs its own address"
+                    ),
+                ));
+            }
+        }
+        if self.inbound.app == self.inbound.listen {
+            return Err(err(
+                "inbound.app".into(),
+                "the app's address must differ from inbound.listen (that would loop)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,4 @@
+//! demo placeholder
+pub fn run() -> Result<(), crate::cli::CliError> {
+    Ok(())
+}

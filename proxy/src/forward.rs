@@ -1,0 +1,117 @@
+//! Sending a request on to the next hop over a pooled client, in the
+//! protocol it arrived in, and splicing upgraded (WebSocket) connections.
+
+use http::uri::{Authority, PathAndQuery, Scheme, Uri};
+use http::{Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::Connect;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::time::Duration;
+use tokio_util::task::TaskTracker;
+
+use crate::headers;
+
+/// Keep-alive connections idle longer than this are closed.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Two pooled clients over the same connector: HTTP/1.1 and HTTP/2. A
+/// request goes out in the version it came in, so that h2 features
+/// (trailers, multiplexing, gRPC) and h1 features (Upgrade) survive.
+#[derive(Clone)]
+pub struct Upstream<C> {
+    h1: Client<C, Incoming>,
+    h2: Client<C, Incoming>,
+    tunnels: TaskTracker,
+}
+
+impl<C> Upstream<C>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    /// `h1_connector` and `h2_connector` may differ (e.g. in the ALPN they
+    /// offer); each client pools its own connections.
+    pub fn new(h1_connector: C, h2_connector: C, tunnels: TaskTracker) -> Self {
+        let mut b1 = Client::builder(TokioExecutor::new());
+        b1.pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new());
+        let mut b2 = Client::builder(TokioExecutor::new());
+        b2.http2_only(true)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .http2_keep_alive_timeout(Duration::from_secs(10));
+        Upstream {
+            h1: b1.build(h1_connector),
+            h2: b2.build(h2_connector),
+            tunnels,
+        }
+    }
+
+    /// Forwards `req` to `scheme://authority` + its path. Hop-by-hop headers
+    /// are removed here; everything else about the request is the caller's.
+    pub async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        scheme: Scheme,
+        authority: Authority,
+    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+        let upgrade = headers::is_upgrade(&req);
+        headers::strip_hop_by_hop(req.headers_mut(), upgrade);
+        let path = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(scheme);
+        parts.authority = Some(authority);
+        parts.path_and_query = Some(path);
+        // Parts with scheme, authority and path always form a valid URI.
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+
+        if req.version() == Version::HTTP_2 {
+            return self.h2.request(req).await;
+        }
+        *req.version_mut() = Version::HTTP_11;
+        if !upgrade {
+            return self.h1.request(req).await;
+        }
+
+        let downstream = hyper::upgrade::on(&mut req);
+        let mut resp = self.h1.request(req).await?;
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let upstream = hyper::upgrade::on(&mut resp);
+            self.tunnels.spawn(async move {
+                let (Ok(down), Ok(up)) = (downstream.await, upstream.await) else {
+                    tracing::debug!("upgrade abandoned by one side");
+                    return;
+                };
+                let mut down = TokioIo::new(down);
+                let mut up = TokioIo::new(up);
+                if let Err(e) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
+                    tracing::debug!(error = %e, "upgraded connection ended with an error");
+                }
+            });
+        }
+        Ok(resp)
+    }
+}
+
+/// Finds an error of type `E` anywhere in `err`'s source chain.
+pub fn find_cause<'a, E: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a E> {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
+        }
+        cur = e.source();
+    }
+    None
+}

@@ -1,0 +1,119 @@
+//! Inbound: peers connect with mutual TLS; the verified SPIFFE ID of the
+//! peer's certificate is the caller's identity; requests go through a tower
+//! stack and on to the local app over pooled plain-HTTP connections.
+//!
+//! The stack is built per connection from an [`InboundConn`] (the target:
+//! who is calling, from where), so layers know the caller without any
+//! per-request lookup. Authorization, rate limiting and tracing layers slot
+//! in around [`ToApp`] in [`stack`].
+
+mod app;
+mod identity_headers;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::HeaderValue;
+use http::uri::{Authority, Scheme};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use usher_ca::SpiffeId;
+
+pub use app::AppConnector;
+pub use identity_headers::{IdentityHeaders, IdentityHeadersLayer};
+
+use crate::connect::{classify, Hop};
+use crate::forward::Upstream;
+use crate::headers;
+use crate::respond::{ProxyBody, ProxyError};
+
+/// One accepted, verified mTLS connection: the target every inbound layer
+/// is built for.
+#[derive(Debug)]
+pub struct InboundConn {
+    pub peer: SpiffeId,
+    pub remote: SocketAddr,
+    /// `By=<own>;URI=<peer>`, built once per connection.
+    pub xfcc: HeaderValue,
+}
+
+impl InboundConn {
+    pub fn new(own: &SpiffeId, peer: SpiffeId, remote: SocketAddr) -> InboundConn {
+        let value = format!("By={own};URI={peer}");
+        // SPIFFE IDs are restricted to visible ASCII, so this cannot fail;
+        // fall back to an empty value rather than panic.
+        let xfcc = HeaderValue::from_maybe_shared(Bytes::from(value))
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        InboundConn { peer, remote, xfcc }
+    }
+}
+
+/// Shared by every inbound connection.
+pub struct Inbound {
+    app_authority: Authority,
+    upstream: Upstream<AppConnector>,
+}
+
+impl Inbound {
+    pub fn new(app: SocketAddr, upstream: Upstream<AppConnector>) -> Arc<Inbound> {
+        let app_authority = app
+            .to_string()
+            .parse()
+            .unwrap_or_else(|_| Authority::from_static("localhost"));
+        Arc::new(Inbound {
+            app_authority,
+            upstream,
+        })
+    }
+}
+
+/// The inbound request path for one connection, outermost layer first.
+pub fn stack(conn: Arc<InboundConn>, shared: Arc<Inbound>) -> IdentityHeaders<ToApp> {
+    tower::Layer::layer(
+        &IdentityHeadersLayer::new(conn.clone()),
+        ToApp { conn, shared },
+    )
+}
+
+/// The innermost service: forwards to the local app and maps failures to
+/// responses.
+#[derive(Clone)]
+pub struct ToApp {
+    conn: Arc<InboundConn>,
+    shared: Arc<Inbound>,
+}
+
+impl tower::Service<Request<Incoming>> for ToApp {
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let conn = self.conn.clone();
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            // Keep the caller's authority for the app (virtual hosting);
+            // the connector always dials the configured app address.
+            let authority = headers::authority(&req)
+                .and_then(|a| a.parse::<Authority>().ok())
+                .unwrap_or_else(|| shared.app_authority.clone());
+            match shared.upstream.forward(req, Scheme::HTTP, authority).await {
+                Ok(resp) => Ok(resp.map(ProxyBody::Left)),
+                Err(e) => {
+                    let err: ProxyError = classify(&e, Hop::App);
+                    tracing::warn!(direction = "inbound", peer = %conn.peer, error = %err, "request failed");
+                    Ok(err.into_response())
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,24 @@
+//! usher: a service-mesh sidecar. Mutual TLS with SPIFFE identities on every
+//! hop between services; the app speaks plain HTTP to 127.0.0.1.
+//!
+//! A request's path: [`outbound`] (app → route → mTLS) → network →
+//! [`inbound`] (mTLS → tower stack → app). [`sidecar`] wires them up,
+//! [`respond`] maps every failure to a response.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod connect;
+pub mod demo;
+pub mod forward;
+pub mod headers;
+pub mod identity;
+pub mod inbound;
+pub mod outbound;
+pub mod respond;
+pub mod serve;
+pub mod sidecar;
+
+pub use config::Config;
+pub use sidecar::{BoundAddrs, DrainOutcome, Sidecar, StartError};

@@ -1,0 +1,6 @@
+//! The `usher` binary: see `usher --help`.
+#![forbid(unsafe_code)]
+
+fn main() -> std::process::ExitCode {
+    usher_proxy::cli::main()
+}

@@ -1,0 +1,95 @@
+//! The outbound route table: host → peer address, expected identity and
+//! the TLS client configurations that enforce it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::ServerName;
+use usher_ca::SpiffeId;
+
+use crate::config::{RouteConfig, TlsConfig};
+use crate::identity::{client_config, Alpn, CertStore, TlsError};
+
+/// One destination the local app may call.
+#[derive(Debug)]
+pub struct Route {
+    pub host: String,
+    pub address: String,
+    pub identity: SpiffeId,
+    /// Sent as SNI and used as the session-resumption key; not verified
+    /// (peers are verified by SPIFFE ID).
+    pub server_name: ServerName<'static>,
+    pub tls_h1: Arc<ClientConfig>,
+    pub tls_h2: Arc<ClientConfig>,
+}
+
+impl Route {
+    pub fn tls(&self, alpn: Alpn) -> &Arc<ClientConfig> {
+        match alpn {
+            Alpn::Http1 => &self.tls_h1,
+            Alpn::H2 => &self.tls_h2,
+        }
+    }
+}
+
+/// Routes by lower-case host name.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    routes: HashMap<Box<str>, Arc<Route>>,
+}
+
+impl RouteTable {
+    pub fn build(
+        configs: &[RouteConfig],
+        certs: &Arc<CertStore>,
+        roots: &Arc<RootCertStore>,
+        tls: &TlsConfig,
+        provider: &Arc<CryptoProvider>,
+    ) -> Result<RouteTable, TlsError> {
+        let mut routes = HashMap::with_capacity(configs.len());
+        for rc in configs {
+            let make = |alpn| {
+                client_config(
+                    certs.clone(),
+                    roots.clone(),
+                    rc.identity.clone(),
+                    alpn,
+                    tls,
+                    provider.clone(),
+                )
+            };
+            let server_name = ServerName::try_from(rc.host.clone()).map_err(|_| {
+                TlsError::Rustls(rustls::Error::General(format!("bad host {}", rc.host)))
+            })?;
+            let route = Route {
+                host: rc.host.clone(),
+                address: rc.address.clone(),
+                identity: rc.identity.clone(),
+                server_name,
+                tls_h1: make(Alpn::Http1)?,
+                tls_h2: make(Alpn::H2)?,
+            };
+            routes.insert(rc.host.clone().into_boxed_str(), Arc::new(route));
+        }
+        Ok(RouteTable { routes })
+    }
+
+    /// Case-insensitive lookup; allocates only for a host with capitals.
+    pub fn get(&self, host: &str) -> Option<&Arc<Route>> {
+        if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.routes.get(host.to_ascii_lowercase().as_str())
+        } else {
+            self.routes.get(host)
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+}

@@ -1,0 +1,254 @@
+//! Putting a sidecar together from a [`Config`]: load the identity, build
+//! the TLS configs and route table, bind the three listeners, serve.
+//!
+//! `usher run` and `usher demo` both start sidecars through
+//! [`Sidecar::start`]; there is no other way in.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use crate::admin::{self, AdminState};
+use crate::config::Config;
+use crate::forward::Upstream;
+use crate::identity::{self, Alpn, CertStore, IdentityError, TlsError};
+use crate::inbound::{self, AppConnector, Inbound, InboundConn};
+use crate::outbound::{Outbound, PeerConnector, RouteTable};
+use crate::serve::{accept_loop, http_builder, serve_http, Lifecycle};
+
+/// How long a peer may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("identity: {0}")]
+    Identity(#[from] IdentityError),
+    #[error("{0}")]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr} ({key}): {source}")]
+    Bind {
+        key: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// The addresses the listeners actually bound (useful with port 0).
+#[derive(Clone, Copy, Debug)]
+pub struct BoundAddrs {
+    pub inbound: SocketAddr,
+    pub outbound: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+/// A running sidecar.
+pub struct Sidecar {
+    pub addrs: BoundAddrs,
+    pub admin: Arc<AdminState>,
+    pub certs: Arc<CertStore>,
+    life: Lifecycle,
+    admin_life: Lifecycle,
+}
+
+/// What happened to in-flight work at shutdown.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DrainOutcome {
+    /// Every connection finished within the drain timeout.
+    Complete,
+    /// Some connections were still open when the timeout ran out.
+    TimedOut,
+}
+
+impl Sidecar {
+    /// Loads the identity and binds every listener before serving anything;
+    /// any failure is returned before a single request is accepted.
+    pub async fn start(config: &Config) -> Result<Sidecar, StartError> {
+        let provider = identity::crypto_provider(&config.tls);
+        let loaded = identity::load_identity(&config.identity, &provider)?;
+        let certs = CertStore::new(loaded.certified_key.clone());
+        let server_tls = identity::server_config(
+            certs.clone(),
+            loaded.roots.clone(),
+            &config.tls,
+            provider.clone(),
+        )?;
+        let routes = Arc::new(RouteTable::build(
+            &config.outbound.routes,
+            &certs,
+            &loaded.roots,
+            &config.tls,
+            &provider,
+        )?);
+
+        let bind = |key: &'static str, addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { key, addr, source })
+        };
+        let inbound_listener = bind("inbound.listen", config.inbound.listen).await?;
+        let outbound_listener = bind("outbound.listen", config.outbound.listen).await?;
+        let admin_listener = bind("admin.listen", config.admin.listen).await?;
+        let local = |l: &TcpListener, key, addr| {
+            l.local_addr()
+                .map_err(|source| StartError::Bind { key, addr, source })
+        };
+        let addrs = BoundAddrs {
+            inbound: local(&inbound_listener, "inbound.listen", config.inbound.listen)?,
+            outbound: local(
+                &outbound_listener,
+                "outbound.listen",
+                config.outbound.listen,
+            )?,
+            admin: local(&admin_listener, "admin.listen", config.admin.listen)?,
+        };
+
+        let life = Lifecycle::default();
+        let admin_life = Lifecycle::default();
+        let state = AdminState::new(
+            config.service.clone(),
+            loaded.spiffe_id.clone(),
+            loaded.not_after,
+        );
+
+        // Inbound: mTLS from peers → tower stack → local app.
+        let app_timeout = config.inbound.app_connect_timeout;
+        let app_connector = AppConnector::new(config.inbound.app, app_timeout);
+        let inbound = Inbound::new(
+            config.inbound.app,
+            Upstream::new(app_connector.clone(), app_connector, life.tasks.clone()),
+        );
+        let acceptor = TlsAcceptor::from(server_tls);
+        let own_id = Arc::new(loaded.spiffe_id.clone());
+        let builder = Arc::new(http_builder());
+        {
+            let life2 = life.clone();
+            let builder = builder.clone();
+            tokio::spawn(accept_loop(
+                inbound_listener,
+                "inbound",
+                life.clone(),
+                move |tcp, remote| {
+                    serve_inbound(
+                        tcp,
+                        remote,
+                        acceptor.clone(),
+                        own_id.clone(),
+                        inbound.clone(),
+                        builder.clone(),
+                        life2.clone(),
+                    )
+                },
+            ));
+        }
+
+        // Outbound: plain HTTP from the app → route → mTLS to the peer.
+        let timeout = config.outbound.connect_timeout;
+        let outbound = Outbound::new(
+            routes.clone(),
+            Upstream::new(
+                PeerConnector::new(routes.clone(), Alpn::Http1, timeout),
+                PeerConnector::new(routes, Alpn::H2, timeout),
+                life.tasks.clone(),
+            ),
+        );
+        {
+            let life2 = life.clone();
+            let builder = builder.clone();
+            tokio::spawn(accept_loop(
+                outbound_listener,
+                "outbound",
+                life.clone(),
+                move |tcp, remote| {
+                    let outbound = outbound.clone();
+                    let builder = builder.clone();
+                    let shutdown = life2.shutdown.clone();
+                    async move {
+                        let svc = move |req| outbound.clone().handle(req, remote);
+                        serve_http(&builder, tcp, svc, &shutdown).await;
+                    }
+                },
+            ));
+        }
+
+        // Admin: outlives the drain so probes see `/ready` turn false.
+        {
+            let state = state.clone();
+            let life2 = admin_life.clone();
+            tokio::spawn(accept_loop(
+                admin_listener,
+                "admin",
+                admin_life.clone(),
+                move |tcp, _| {
+                    let state = state.clone();
+                    let builder = builder.clone();
+                    let shutdown = life2.shutdown.clone();
+                    async move {
+                        let svc = move |req| admin::handle(state.clone(), req);
+                        serve_http(&builder, tcp, svc, &shutdown).await;
+                    }
+                },
+            ));
+        }
+
+        state.set_ready(true);
+        Ok(Sidecar {
+            addrs,
+            admin: state,
+            certs,
+            life,
+            admin_life,
+        })
+    }
+
+    /// Stops accepting, turns `/ready` false, lets in-flight requests finish
+    /// for up to `timeout`, then stops the admin listener.
+    pub async fn shutdown(self, timeout: Duration) -> DrainOutcome {
+        self.admin.set_ready(false);
+        self.life.shutdown.cancel();
+        self.life.tasks.close();
+        let outcome = match tokio::time::timeout(timeout, self.life.tasks.wait()).await {
+            Ok(()) => DrainOutcome::Complete,
+            Err(_) => DrainOutcome::TimedOut,
+        };
+        self.admin_life.shutdown.cancel();
+        self.admin_life.tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.admin_life.tasks.wait()).await;
+        outcome
+    }
+}
+
+async fn serve_inbound(
+    tcp: TcpStream,
+    remote: SocketAddr,
+    acceptor: TlsAcceptor,
+    own_id: Arc<usher_ca::SpiffeId>,
+    shared: Arc<Inbound>,
+    builder: Arc<hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>>,
+    life: Lifecycle,
+) {
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::warn!(direction = "inbound", %remote, reason = %e, "TLS handshake refused");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(direction = "inbound", %remote, reason = "timeout", "TLS handshake refused");
+            return;
+        }
+    };
+    // The verifier already required a SPIFFE ID; this reads the same leaf.
+    let Some(peer) = identity::peer_identity(tls.get_ref().1) else {
+        tracing::warn!(direction = "inbound", %remote, reason = "no SPIFFE ID", "TLS handshake refused");
+        return;
+    };
+    tracing::debug!(direction = "inbound", %remote, %peer, "peer connected");
+    let conn = Arc::new(InboundConn::new(&own_id, peer, remote));
+    let stack = inbound::stack(conn, shared);
+    let svc = move |req| stack.clone().oneshot(req);
+    serve_http(&builder, tls, svc, &life.shutdown).await;
+}

@@ -1,0 +1,139 @@
+//! The `usher` binary as operators run it: separate processes, signals,
+//! memory measured from /proc.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use support::backend::Backend;
+use support::client::{get1, h1};
+use support::process::UsherProcess;
+use support::{id, write_config, Pki, RouteSpec};
+
+/// b in front of `app`, a routing host "b" to b; both real processes.
+fn start_pair(pki: &Pki, app: std::net::SocketAddr, extra: &str) -> (UsherProcess, UsherProcess) {
+    let b_certs = pki.issue("b-certs", &id("b"));
+    let b = UsherProcess::start(&write_config(
+        &pki.dir.path().join("b"),
+        &b_certs,
+        app,
+        &[],
+        extra,
+    ));
+    let a_certs = pki.issue("a-certs", &id("a"));
+    let routes = [RouteSpec {
+        host: "b".into(),
+        address: b.inbound,
+        identity: id("b"),
+    }];
+    let a = UsherProcess::start(&write_config(
+        &pki.dir.path().join("a"),
+        &a_certs,
+        app,
+        &routes,
+        extra,
+    ));
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_request_then_exits_zero() {
+    let app = Backend::start().await;
+    let pki = Pki::new();
+    let (a, mut b) = start_pair(&pki, app.addr, "shutdown:\n  drain_timeout: 20s\n");
+
+    let outbound = a.outbound;
+    let in_flight = tokio::spawn(async move { get1(outbound, "b", "/hold").await });
+    // Wait until the request has reached the app, then ask b to stop.
+    let arrived = tokio::time::timeout(Duration::from_secs(10), app.held.acquire()).await;
+    arrived.expect("request reached the app").unwrap().forget();
+    b.signal("TERM");
+
+    // While draining, b turns not-ready and stops accepting new connections.
+    let admin = b.admin;
+    let not_ready = support::wait_until(Duration::from_secs(10), || async move {
+        get1(admin, "admin", "/ready").await.0 == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+    assert!(not_ready, "/ready turns false during the drain");
+    let inbound = b.inbound;
+    let refused = support::wait_until(Duration::from_secs(10), || async move {
+        tokio::net::TcpStream::connect(inbound).await.is_err()
+    })
+    .await;
+    assert!(refused, "b stops accepting new connections while draining");
+    assert!(
+        b.child.try_wait().unwrap().is_none(),
+        "b waits for the in-flight request"
+    );
+
+    app.release.notify_waiters();
+    let (status, body) = in_flight.await.unwrap();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the in-flight request completes: {body}"
+    );
+    assert_eq!(body, "released");
+
+    let exit =
+        tokio::task::spawn_blocking(move || b.wait_exit(Duration::from_secs(10)).map(|s| s.code()))
+            .await
+            .unwrap();
+    assert_eq!(exit, Some(Some(0)), "usher exits 0 after draining");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_megabyte_bodies_stream_with_bounded_memory() {
+    const SIZE: u64 = 50 * 1024 * 1024;
+    let app = Backend::start().await;
+    let pki = Pki::new();
+    let (a, b) = start_pair(&pki, app.addr, "");
+
+    // Upload: 50 MB generated chunk by chunk, counted by the app.
+    let chunk = Bytes::from(vec![b'u'; 64 * 1024]);
+    let n = SIZE as usize / chunk.len();
+    let stream = futures_util::stream::iter(
+        (0..n).map(move |_| Ok::<_, std::io::Error>(Frame::data(chunk.clone()))),
+    );
+    let mut send = h1::<StreamBody<_>>(a.outbound).await;
+    let req = Request::post("/count")
+        .header("host", "b")
+        .body(StreamBody::new(stream))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let counted = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(String::from_utf8_lossy(&counted), SIZE.to_string());
+
+    // Download: 50 MB from the app, counted here frame by frame.
+    let mut send = h1::<http_body_util::Empty<Bytes>>(a.outbound).await;
+    let req = Request::get("/download")
+        .header("host", "b")
+        .body(Default::default())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let mut body = resp.into_body();
+    let mut got = 0u64;
+    while let Some(frame) = body.frame().await {
+        got += frame
+            .unwrap()
+            .data_ref()
+            .map(|d| d.len() as u64)
+            .unwrap_or(0);
+    }
+    assert_eq!(got, SIZE);
+
+    for (name, p) in [("a", &a), ("b", &b)] {
+        let peak_mib = p.peak_rss_kib() / 1024;
+        eprintln!("peak RSS of sidecar {name}: {peak_mib} MiB");
+        assert!(
+            peak_mib < 40,
+            "sidecar {name} peaked at {peak_mib} MiB for a 50 MiB body: it buffered"
+        );
+    }
+}
