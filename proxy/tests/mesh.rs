@@ -376,3 +376,19 @@ async fn admin_reports_live_ready_and_identity() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers_json(&body)["spiffe_id"], id("b").as_str());
 }
+
+#[tokio::test]
+async fn absolute_form_request_from_an_http_proxy_client_is_routed() {
+    // An app with HTTP_PROXY=http://127.0.0.1:15001 sends absolute-form
+    // requests; the route comes from the URI's host.
+    let app = Backend::start().await;
+    let mesh = Mesh::start(app.addr).await;
+    let mut send = h1::<Full<Bytes>>(mesh.a.addrs.outbound).await;
+    let req = Request::get("http://b/headers?via=proxy")
+        .header("host", "b")
+        .body(Full::default())
+        .unwrap();
+    let (status, body) = read(send.send_request(req).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers_json(&body)[":path"], "/headers?via=proxy");
+}
