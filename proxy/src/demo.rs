@@ -1,4 +1,0 @@
-//! demo placeholder
-pub fn run() -> Result<(), crate::cli::CliError> {
-    Ok(())
-}
