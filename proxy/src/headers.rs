@@ -44,7 +44,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|s| s.split(','))
             .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .filter(|n| !(upgrade && n == UPGRADE))
+            // TE is decided below (`Connection: TE` is how HTTP/1.1 sends it),
+            // Upgrade too when the protocol switch is passed on.
+            .filter(|n| n != TE && !(upgrade && n == UPGRADE))
             .collect();
         for name in named {
             headers.remove(&name);
@@ -59,10 +61,21 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     } else {
         headers.remove(UPGRADE);
     }
-    // `TE: trailers` is how gRPC says it understands trailers; keep exactly that.
-    if let Some(te) = headers.get(TE) {
-        if te.as_bytes() != b"trailers" {
-            headers.remove(TE);
+    // `TE: trailers` is how gRPC says it understands trailers; keep exactly
+    // that, as one value (HTTP/2 refuses any other TE value, RFC 9113 §8.2.2).
+    if headers.contains_key(TE) {
+        let trailers = headers.get_all(TE).iter().any(|v| {
+            v.to_str().is_ok_and(|s| {
+                s.split(',').any(|t| {
+                    t.split(';')
+                        .next()
+                        .is_some_and(|c| c.trim().eq_ignore_ascii_case("trailers"))
+                })
+            })
+        });
+        headers.remove(TE);
+        if trailers {
+            headers.insert(TE, HeaderValue::from_static("trailers"));
         }
     }
 }
