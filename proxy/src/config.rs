@@ -312,12 +312,13 @@ impl Config {
     pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
         let de = yaml_serde::Deserializer::from_str(text);
         let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
-            let key = if key == "." { String::new() } else { key };
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            let (key, message) = tidy_error(path, e.into_inner().to_string());
             ConfigError {
                 file: file.to_path_buf(),
                 key,
-                message: e.into_inner().to_string(),
+                message,
             }
         })?;
         config.validate(file)?;
@@ -377,7 +378,7 @@ impl Config {
                 ));
             }
         }
-        if self.inbound.app == self.inbound.listen {
+        if app_is_inbound_listener(self.inbound.app, self.inbound.listen) {
             return Err(err(
                 "inbound.app".into(),
                 "the app's address must differ from inbound.listen (that would loop)".into(),
@@ -385,6 +386,41 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// yaml_serde prefixes its messages with the path of the enclosing map
+/// (`inbound: unknown field ...`), which the key already says; and a missing
+/// field is reported at its parent, so name the field itself as the key.
+fn tidy_error(path: String, message: String) -> (String, String) {
+    let mut message = message;
+    if let Some((prefix, rest)) = message.split_once(": ") {
+        if !prefix.contains(' ') && path.starts_with(prefix) {
+            message = rest.to_string();
+        }
+    }
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split('`').next())
+    {
+        let key = if path.is_empty() {
+            field.to_string()
+        } else {
+            format!("{path}.{field}")
+        };
+        let message = message.replace(&format!("missing field `{field}`"), "required, but missing");
+        return (key, message);
+    }
+    (path, message)
+}
+
+/// Whether connecting to `app` would reach the inbound listener itself. A
+/// wildcard listener (`0.0.0.0:P`, `[::]:P`) also owns every loopback
+/// address on port P, so `127.0.0.1:P` is it too.
+fn app_is_inbound_listener(app: SocketAddr, listen: SocketAddr) -> bool {
+    app == listen
+        || (app.port() == listen.port()
+            && listen.ip().is_unspecified()
+            && (app.ip().is_loopback() || app.ip().is_unspecified()))
 }
 
 #[cfg(test)]

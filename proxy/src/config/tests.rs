@@ -1,1 +1,487 @@
+//! `usher.yaml` parsing: defaults, path resolution, and errors that name the
+//! file, the key and what was expected.
 
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+const FILE: &str = "/etc/usher/usher.yaml";
+
+const MINIMAL: &str = "\
+service: orders
+identity:
+  cert: certs/cert.pem
+  key: certs/key.pem
+  bundle: certs/bundle.pem
+inbound:
+  app: 127.0.0.1:8080
+";
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new(FILE), Path::new("/etc/usher"))
+}
+
+/// Parses `text`, which must fail, and checks the error names the file and
+/// `key`; returns the full message for further checks.
+#[track_caller]
+fn error(text: &str, key: &str) -> String {
+    let err = match parse(text) {
+        Ok(config) => panic!("expected an error at `{key}`, parsed {config:?}"),
+        Err(err) => err,
+    };
+    let shown = err.to_string();
+    assert_eq!(err.key, key, "error key; message: {shown}");
+    assert_eq!(err.file, Path::new(FILE));
+    assert!(
+        shown.starts_with(&format!("{FILE}: ")),
+        "the message starts with the file: {shown}"
+    );
+    if !key.is_empty() {
+        assert!(
+            shown.contains(&format!("key `{key}`")),
+            "the message names the key: {shown}"
+        );
+    }
+    shown
+}
+
+/// MINIMAL plus an `outbound.routes` list built from `(host, address, identity)`.
+fn with_routes(routes: &[(&str, &str, &str)]) -> String {
+    let mut text = format!("{MINIMAL}outbound:\n  routes:\n");
+    for (host, address, identity) in routes {
+        text.push_str(&format!(
+            "    - host: {host:?}\n      address: {address:?}\n      identity: {identity:?}\n"
+        ));
+    }
+    text
+}
+
+const ID_B: &str = "spiffe://mesh.local/ns/shop/sa/b";
+
+#[test]
+fn minimal_config_gets_the_defaults() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.service, "orders");
+    assert_eq!(
+        config.inbound.app,
+        "127.0.0.1:8080".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(
+        config.inbound.listen,
+        "0.0.0.0:15006".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(config.inbound.app_connect_timeout, Duration::from_secs(3));
+    assert_eq!(
+        config.outbound.listen,
+        "127.0.0.1:15001".parse::<SocketAddr>().unwrap()
+    );
+    assert!(config.outbound.routes.is_empty());
+    assert_eq!(config.outbound.connect_timeout, Duration::from_secs(3));
+    assert_eq!(
+        config.admin.listen,
+        "127.0.0.1:15000".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(config.tls.min_version, TlsVersion::Tls13);
+    assert!(config.tls.post_quantum);
+    assert_eq!(config.shutdown.drain_timeout, Duration::from_secs(30));
+}
+
+#[test]
+fn every_setting_can_be_given() {
+    let text = format!(
+        "{MINIMAL}  listen: 127.0.0.1:25006
+  app_connect_timeout: 500ms
+outbound:
+  listen: 127.0.0.1:25001
+  connect_timeout: 2s
+  routes:
+    - host: Payments.Shop
+      address: payments.shop.svc:15006
+      identity: {ID_B}
+    - host: b
+      address: \"[::1]:15006\"
+      identity: spiffe://mesh.local/b
+admin:
+  listen: 127.0.0.1:25000
+tls:
+  min_version: \"1.2\"
+  post_quantum: false
+shutdown:
+  drain_timeout: 1m
+"
+    );
+    let config = parse(&text).unwrap();
+    assert_eq!(
+        config.inbound.listen,
+        "127.0.0.1:25006".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(
+        config.inbound.app_connect_timeout,
+        Duration::from_millis(500)
+    );
+    assert_eq!(
+        config.outbound.listen,
+        "127.0.0.1:25001".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(config.outbound.connect_timeout, Duration::from_secs(2));
+    assert_eq!(
+        config.admin.listen,
+        "127.0.0.1:25000".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(config.tls.min_version, TlsVersion::Tls12);
+    assert!(!config.tls.post_quantum);
+    assert_eq!(config.shutdown.drain_timeout, Duration::from_secs(60));
+
+    let routes = &config.outbound.routes;
+    assert_eq!(routes.len(), 2);
+    assert_eq!(routes[0].host, "payments.shop", "hosts are lowercased");
+    assert_eq!(routes[0].address, "payments.shop.svc:15006");
+    assert_eq!(routes[0].identity.as_str(), ID_B);
+    assert_eq!(routes[1].address, "[::1]:15006");
+    assert_eq!(routes[1].identity.as_str(), "spiffe://mesh.local/b");
+}
+
+#[test]
+fn relative_identity_paths_are_resolved_against_the_base_folder() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.identity.cert, Path::new("/etc/usher/certs/cert.pem"));
+    assert_eq!(config.identity.key, Path::new("/etc/usher/certs/key.pem"));
+    assert_eq!(
+        config.identity.bundle,
+        Path::new("/etc/usher/certs/bundle.pem")
+    );
+
+    // The base folder, not the config file's name or the working directory.
+    let config = Config::parse(MINIMAL, Path::new(FILE), Path::new("/srv/other")).unwrap();
+    assert_eq!(config.identity.cert, Path::new("/srv/other/certs/cert.pem"));
+}
+
+#[test]
+fn absolute_identity_paths_are_kept() {
+    let text = MINIMAL
+        .replace("cert: certs/cert.pem", "cert: /var/run/usher/cert.pem")
+        .replace(
+            "bundle: certs/bundle.pem",
+            "bundle: /var/run/usher/bundle.pem",
+        );
+    let config = parse(&text).unwrap();
+    assert_eq!(config.identity.cert, Path::new("/var/run/usher/cert.pem"));
+    assert_eq!(
+        config.identity.bundle,
+        Path::new("/var/run/usher/bundle.pem")
+    );
+    // Mixed: the relative one is still resolved.
+    assert_eq!(config.identity.key, Path::new("/etc/usher/certs/key.pem"));
+}
+
+#[test]
+fn load_resolves_paths_against_the_config_files_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("usher.yaml");
+    std::fs::write(&path, MINIMAL).unwrap();
+    let config = Config::load(&path).unwrap();
+    assert_eq!(config.identity.cert, dir.path().join("certs/cert.pem"));
+}
+
+#[test]
+fn load_of_a_missing_file_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nope.yaml");
+    let err = Config::load(&path).unwrap_err();
+    assert_eq!(err.file, path);
+    assert_eq!(err.key, "");
+    let shown = err.to_string();
+    assert!(shown.contains(&path.display().to_string()), "{shown}");
+    assert!(shown.contains("cannot read"), "{shown}");
+}
+
+#[test]
+fn unknown_top_level_key_is_an_error_listing_the_known_ones() {
+    // Policies are not supported yet: a config that has one must not be
+    // accepted silently (the operator would think it is enforced).
+    let shown = error(&format!("{MINIMAL}policy:\n  allow: []\n"), "policy");
+    assert!(shown.contains("unknown field `policy`"), "{shown}");
+    assert!(
+        shown.contains("`inbound`"),
+        "lists what was expected: {shown}"
+    );
+
+    let shown = error(&format!("{MINIMAL}polciy: {{}}\n"), "polciy");
+    assert!(shown.contains("unknown field `polciy`"), "{shown}");
+    assert!(shown.contains("expected one of"), "{shown}");
+}
+
+#[test]
+fn unknown_nested_key_is_an_error() {
+    let text = MINIMAL.replace(
+        "  app: 127.0.0.1:8080",
+        "  lisen: 0.0.0.0:1\n  app: 127.0.0.1:8080",
+    );
+    let shown = error(&text, "inbound.lisen");
+    assert!(shown.contains("unknown field `lisen`"), "{shown}");
+    assert!(
+        shown.contains("`listen`"),
+        "suggests the known keys: {shown}"
+    );
+
+    let shown = error(
+        &format!("{MINIMAL}tls:\n  post_quantom: false\n"),
+        "tls.post_quantom",
+    );
+    assert!(shown.contains("`post_quantum`"), "{shown}");
+
+    let text = with_routes(&[("b", "b:1", ID_B)]) + "      port: 1\n";
+    error(&text, "outbound.routes[0].port");
+}
+
+#[test]
+fn bad_socket_address_says_what_was_expected() {
+    let shown = error(
+        &MINIMAL.replace("127.0.0.1:8080", "localhost"),
+        "inbound.app",
+    );
+    assert!(shown.contains("expected an IP address and port"), "{shown}");
+    assert!(
+        shown.contains("\"localhost\""),
+        "quotes the bad value: {shown}"
+    );
+
+    // No port.
+    let shown = error(
+        &format!("{MINIMAL}admin:\n  listen: 127.0.0.1\n"),
+        "admin.listen",
+    );
+    assert!(shown.contains("expected an IP address and port"), "{shown}");
+}
+
+#[test]
+fn bad_duration_says_what_was_expected() {
+    let shown = error(
+        &format!("{MINIMAL}shutdown:\n  drain_timeout: soon\n"),
+        "shutdown.drain_timeout",
+    );
+    assert!(shown.contains("expected a duration"), "{shown}");
+    assert!(shown.contains("\"soon\""), "{shown}");
+
+    // A bare number has no unit: refused rather than guessed.
+    let shown = error(
+        &format!("{MINIMAL}outbound:\n  connect_timeout: \"5\"\n"),
+        "outbound.connect_timeout",
+    );
+    assert!(shown.contains("expected a duration"), "{shown}");
+}
+
+#[test]
+fn bad_route_identity_says_which_spiffe_rule() {
+    let cases = [
+        ("spiffe://mesh.local/ns/../sa/b", "\".\" or \"..\" segment"),
+        ("http://mesh.local/ns/shop/sa/b", "scheme"),
+        ("spiffe://mesh.local/ns/shop?x=1", "query"),
+        ("spiffe://Mesh.local/b", "lowercase"),
+        ("spiffe://mesh.local/ns//b", "empty segment"),
+    ];
+    for (id, rule) in cases {
+        let shown = error(
+            &with_routes(&[("b", "b:1", id)]),
+            "outbound.routes[0].identity",
+        );
+        assert!(shown.contains("expected a SPIFFE ID"), "{id}: {shown}");
+        assert!(
+            shown.contains(rule),
+            "{id}: names the rule ({rule}): {shown}"
+        );
+    }
+}
+
+#[test]
+fn bare_trust_domain_route_identity_is_refused() {
+    let text = with_routes(&[("a", "a:1", ID_B), ("b", "b:1", "spiffe://mesh.local")]);
+    let shown = error(&text, "outbound.routes[1].identity");
+    assert!(shown.contains("bare trust domain"), "{shown}");
+}
+
+#[test]
+fn route_host_with_a_port_or_scheme_is_refused() {
+    for host in ["b:80", "http://b", "b/path", "", "a..b"] {
+        let shown = error(
+            &with_routes(&[(host, "b:1", ID_B)]),
+            "outbound.routes[0].host",
+        );
+        assert!(shown.contains("no port, no scheme"), "{host:?}: {shown}");
+    }
+}
+
+#[test]
+fn route_address_without_a_port_is_refused() {
+    for address in ["b", "b:", "b:http", "b:70000", "10.0.0.1", "http://b:80"] {
+        let shown = error(
+            &with_routes(&[("b", address, ID_B)]),
+            "outbound.routes[0].address",
+        );
+        assert!(shown.contains("expected host:port"), "{address:?}: {shown}");
+    }
+}
+
+#[test]
+fn duplicate_route_hosts_name_both_routes() {
+    // Hosts are compared after lowercasing.
+    let text = with_routes(&[("b", "b:1", ID_B), ("B", "c:1", ID_B)]);
+    let shown = error(&text, "outbound.routes[1].host");
+    assert!(
+        shown.contains("outbound.routes[0]"),
+        "names the first one: {shown}"
+    );
+    assert!(shown.contains("\"b\""), "names the host: {shown}");
+}
+
+#[test]
+fn two_listeners_on_the_same_address_are_refused() {
+    let shown = error(
+        &format!("{MINIMAL}outbound:\n  listen: 127.0.0.1:15000\n"),
+        "admin.listen",
+    );
+    assert!(shown.contains("127.0.0.1:15000"), "{shown}");
+    assert!(
+        shown.contains("outbound.listen"),
+        "names the other listener: {shown}"
+    );
+
+    let text = MINIMAL.replace("inbound:\n", "inbound:\n  listen: 127.0.0.1:15001\n");
+    let shown = error(&text, "outbound.listen");
+    assert!(shown.contains("inbound.listen"), "{shown}");
+}
+
+#[test]
+fn listeners_on_ephemeral_ports_may_share_the_ip() {
+    let text = MINIMAL.replace("inbound:\n", "inbound:\n  listen: 127.0.0.1:0\n")
+        + "outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n";
+    parse(&text).unwrap();
+}
+
+#[test]
+fn app_equal_to_inbound_listen_is_refused() {
+    let shown = error(
+        &MINIMAL.replace("127.0.0.1:8080", "0.0.0.0:15006"),
+        "inbound.app",
+    );
+    assert!(shown.contains("inbound.listen"), "{shown}");
+
+    let text = MINIMAL.replace("inbound:\n", "inbound:\n  listen: 127.0.0.1:9000\n");
+    error(
+        &text.replace("127.0.0.1:8080", "127.0.0.1:9000"),
+        "inbound.app",
+    );
+}
+
+#[test]
+fn app_on_loopback_behind_a_wildcard_inbound_listen_is_refused() {
+    // inbound.listen defaults to 0.0.0.0:15006, which also accepts
+    // connections to 127.0.0.1:15006: the app cannot be there.
+    let shown = error(
+        &MINIMAL.replace("127.0.0.1:8080", "127.0.0.1:15006"),
+        "inbound.app",
+    );
+    assert!(shown.contains("inbound.listen"), "{shown}");
+
+    let text = MINIMAL.replace("inbound:\n", "inbound:\n  listen: \"[::]:9000\"\n");
+    error(
+        &text.replace("127.0.0.1:8080", "\"[::1]:9000\""),
+        "inbound.app",
+    );
+
+    // The same port on another host is a different socket.
+    parse(&MINIMAL.replace("127.0.0.1:8080", "10.1.2.3:15006")).unwrap();
+    // And a specific inbound IP leaves the other loopback addresses free.
+    let text = MINIMAL.replace("inbound:\n", "inbound:\n  listen: 10.1.2.3:9000\n");
+    parse(&text.replace("127.0.0.1:8080", "127.0.0.1:9000")).unwrap();
+}
+
+#[test]
+fn empty_service_is_refused() {
+    for service in ["\"\"", "\"   \""] {
+        let text = MINIMAL.replace("service: orders", &format!("service: {service}"));
+        let shown = error(&text, "service");
+        assert!(shown.contains("non-empty service name"), "{shown}");
+    }
+}
+
+#[test]
+fn missing_identity_is_named() {
+    let text = MINIMAL.replace(
+        "identity:\n  cert: certs/cert.pem\n  key: certs/key.pem\n  bundle: certs/bundle.pem\n",
+        "",
+    );
+    // A missing key is reported as that key.
+    let shown = error(&text, "identity");
+    assert!(shown.contains("required, but missing"), "{shown}");
+}
+
+#[test]
+fn missing_nested_key_is_named() {
+    let text = MINIMAL.replace("  bundle: certs/bundle.pem\n", "");
+    let shown = error(&text, "identity.bundle");
+    assert!(shown.contains("required, but missing"), "{shown}");
+}
+
+#[test]
+fn unsupported_tls_version_is_refused() {
+    let shown = error(
+        &format!("{MINIMAL}tls:\n  min_version: \"1.1\"\n"),
+        "tls.min_version",
+    );
+    assert!(shown.contains("`1.1`"), "{shown}");
+    assert!(
+        shown.contains("`1.2` or `1.3`"),
+        "says what is accepted: {shown}"
+    );
+}
+
+#[test]
+fn yaml_syntax_error_names_the_file_and_the_line() {
+    for text in [
+        "service: s\nidentity: {cert: c, key: k\n",
+        "service: s\n\tidentity: x\n",
+        "service: 'unterminated\n",
+    ] {
+        let err = parse(text).unwrap_err();
+        let shown = err.to_string();
+        assert_eq!(err.file, Path::new(FILE));
+        assert!(shown.starts_with(&format!("{FILE}: ")), "{shown}");
+        assert!(shown.contains("line "), "has a line number: {shown}");
+    }
+}
+
+#[test]
+fn wrong_shapes_are_refused() {
+    let shown = error("- a\n- b\n", "");
+    assert!(shown.contains("invalid type"), "{shown}");
+
+    let shown = error("", "service");
+    assert!(shown.contains("required, but missing"), "{shown}");
+
+    let text = MINIMAL.replace("cert: certs/cert.pem", "cert: [a, b]");
+    error(&text, "identity.cert");
+
+    let shown = error(
+        &format!("{MINIMAL}tls:\n  post_quantum: maybe\n"),
+        "tls.post_quantum",
+    );
+    assert!(shown.contains("expected a boolean"), "{shown}");
+}
+
+#[test]
+fn display_without_a_key_has_no_key_part() {
+    let err = ConfigError {
+        file: FILE.into(),
+        key: String::new(),
+        message: "boom".into(),
+    };
+    assert_eq!(err.to_string(), format!("{FILE}: boom"));
+    let err = ConfigError {
+        key: "inbound.app".into(),
+        ..err
+    };
+    assert_eq!(err.to_string(), format!("{FILE}: key `inbound.app`: boom"));
+}
