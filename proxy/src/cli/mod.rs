@@ -40,7 +40,12 @@ SIGTERM or SIGINT: stop accepting, let in-flight requests finish (shutdown.drain
         config: PathBuf,
     },
     /// The mini-CA: make a root, issue workload certificates.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  usher ca init --trust-domain mesh.local --dir ./ca\n  \
+usher ca issue --ca-dir ./ca --spiffe-id spiffe://mesh.local/ns/shop/sa/orders --out ./certs\n\n\
+See `usher ca init --help` and `usher ca issue --help` for the files each writes."
+    )]
     Ca(ca::CaCommand),
     /// Start a whole mesh on this machine (a throw-away CA, two services,
     /// two sidecars), send requests through it and explain what happened.
@@ -73,12 +78,20 @@ pub enum CliError {
     Config(#[from] crate::config::ConfigError),
     #[error("{0}")]
     Start(#[from] crate::sidecar::StartError),
-    #[error("{0}")]
+    #[error("{0}{hint}", hint = ca_hint(.0))]
     Ca(#[from] usher_ca::CaError),
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
     Runtime(String),
+}
+
+/// The command-line spelling of what a CA error asks for.
+fn ca_hint(err: &usher_ca::CaError) -> &'static str {
+    match err {
+        usher_ca::CaError::AlreadyExists { .. } => "; run it again with --force to replace it",
+        _ => "",
+    }
 }
 
 impl CliError {

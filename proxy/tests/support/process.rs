@@ -42,8 +42,20 @@ impl UsherProcess {
                 }
             }
         });
+        // Owned by an UsherProcess from here on, so that a panic below
+        // (not ready in time) kills and reaps the child in Drop instead of
+        // leaving it running.
+        let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
+        let mut process = UsherProcess {
+            child,
+            inbound: unknown,
+            outbound: unknown,
+            admin: unknown,
+            lines: rx,
+        };
         loop {
-            let line = rx
+            let line = process
+                .lines
                 .recv_timeout(Duration::from_secs(10))
                 .expect("usher did not report ready within 10 s");
             let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
@@ -51,13 +63,10 @@ impl UsherProcess {
             };
             if v["message"] == "usher ready" {
                 let addr = |k: &str| v[k].as_str().unwrap().parse().unwrap();
-                return UsherProcess {
-                    inbound: addr("inbound"),
-                    outbound: addr("outbound"),
-                    admin: addr("admin"),
-                    child,
-                    lines: rx,
-                };
+                process.inbound = addr("inbound");
+                process.outbound = addr("outbound");
+                process.admin = addr("admin");
+                return process;
             }
         }
     }
