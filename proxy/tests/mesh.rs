@@ -358,6 +358,17 @@ async fn keep_alive_connection_serves_many_requests() {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers_json(&body)[":path"], format!("/headers?i={i}"));
     }
+    // Sequential requests reuse one pooled keep-alive connection to the app.
+    assert_eq!(app.accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // Separate app connections (one request each) still share the pool.
+    for _ in 0..5 {
+        assert_eq!(
+            get1(mesh.a.addrs.outbound, "b", "/headers").await.0,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(app.accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

@@ -30,6 +30,8 @@ pub struct Backend {
     pub held: Arc<Semaphore>,
     /// Lets every waiting `/hold` request answer.
     pub release: Arc<Notify>,
+    /// TCP connections accepted so far.
+    pub accepted: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn full(b: impl Into<Bytes>) -> Body {
@@ -142,11 +144,14 @@ impl Backend {
         let held = Arc::new(Semaphore::new(0));
         let release = Arc::new(Notify::new());
         let (h, r) = (held.clone(), release.clone());
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
                 };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let (h, r) = (h.clone(), r.clone());
                 tokio::spawn(async move {
                     let svc =
@@ -161,6 +166,7 @@ impl Backend {
             addr,
             held,
             release,
+            accepted,
         }
     }
 
