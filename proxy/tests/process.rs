@@ -137,3 +137,24 @@ async fn fifty_megabyte_bodies_stream_with_bounded_memory() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_with_nothing_in_flight_exits_zero_at_once() {
+    let app = Backend::start().await;
+    let pki = Pki::new();
+    let certs = pki.issue("b-certs", &id("b"));
+    let mut b = UsherProcess::start(&write_config(
+        &pki.dir.path().join("b"),
+        &certs,
+        app.addr,
+        &[],
+        "shutdown:\n  drain_timeout: 60s\n",
+    ));
+    b.signal("INT");
+    // Well inside the 60 s drain timeout: an idle sidecar does not wait for it.
+    let exit =
+        tokio::task::spawn_blocking(move || b.wait_exit(Duration::from_secs(20)).map(|s| s.code()))
+            .await
+            .unwrap();
+    assert_eq!(exit, Some(Some(0)));
+}
