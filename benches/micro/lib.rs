@@ -1,0 +1,3 @@
+//! Nothing here: the crate exists for its benchmarks (`cargo bench -p
+//! usher-benches`); see BENCHMARKS.md.
+#![forbid(unsafe_code)]
