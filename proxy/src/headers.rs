@@ -36,20 +36,34 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 /// `Upgrade` are kept so that the next hop can switch protocols too.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     if headers.contains_key(CONNECTION) {
-        // Names listed in Connection are hop-by-hop too. Rare, so the
-        // allocation for the list only happens when the header is present.
-        let named: Vec<HeaderName> = headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|s| s.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            // TE is decided below (`Connection: TE` is how HTTP/1.1 sends it),
-            // Upgrade too when the protocol switch is passed on.
-            .filter(|n| n != TE && !(upgrade && n == UPGRADE))
-            .collect();
-        for name in named {
-            headers.remove(&name);
+        // Names listed in Connection are hop-by-hop too. Almost always the
+        // list holds only the usual tokens (keep-alive, close, upgrade, TE),
+        // which are handled below; only other names need collecting, so the
+        // common case allocates nothing.
+        let custom = |t: &&str| {
+            let t = t.trim();
+            !(t.eq_ignore_ascii_case("keep-alive")
+                || t.eq_ignore_ascii_case("close")
+                || t.eq_ignore_ascii_case("upgrade")
+                // TE is decided below (`Connection: TE` is how HTTP/1.1 sends it)
+                || t.eq_ignore_ascii_case("te")
+                || t.is_empty())
+        };
+        let tokens = || {
+            headers
+                .get_all(CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|s| s.split(','))
+        };
+        if tokens().any(|t| custom(&t)) {
+            let named: Vec<HeaderName> = tokens()
+                .filter(custom)
+                .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+                .collect();
+            for name in named {
+                headers.remove(&name);
+            }
         }
         headers.remove(CONNECTION);
     }
