@@ -348,7 +348,7 @@ def build_report(results, env, machine, label, section="mesh"):
                  f"latency at a fixed rate of min({env['MESH_RATE']}, ½ × that case's req/s) req/s, "
                  "paced by wrk.lua (not corrected for coordinated omission).")
     lines.append(f"- TLS: 1.3, ECDSA P-256 certificates from `usher ca`, mutual; key exchange: "
-                 f"{env['MESH_KX']}. usher: default runtime ({machine['nproc']} worker threads), "
+                 f"{env['MESH_KX']}. usher: runtime {env.get('MESH_WORKERS', 'default (runtime.workers: 1)')}, "
                  "HTTP/1.1 on both legs; nginx: `worker_processes 1`, keepalive 64 upstreams, "
                  "access_log off.")
     if env.get("MESH_EXTRA_DESC"):

@@ -427,6 +427,10 @@ if [ ${#extras[@]} -gt 0 ] && grep -qE '^tls:' "${extras[@]}"; then
     kx_usher="as set by the extra config's tls section"
 fi
 MESH_KX="usher $kx_usher"
+MESH_WORKERS="default (runtime.workers: 1, one thread)"
+if [ ${#extras[@]} -gt 0 ] && grep -qE '^runtime:' "${extras[@]}"; then
+    MESH_WORKERS="as set by the extra config ($(grep -hA1 '^runtime:' "${extras[@]}" | tr -s ' \n' ' '))"
+fi
 [ "$need_nginx" = 1 ] && MESH_KX+="; nginx $KX_NGINX (OpenSSL's default groups, as negotiated)"
 extra_desc=""
 [ -n "$USHER_EXTRA" ] && extra_desc+="both: \`$(basename "$USHER_EXTRA")\` "
@@ -450,6 +454,6 @@ cmd+=" benches/mesh/run.sh"
 [ "$SCALE" = 1 ] && cmd+=" --scale"
 
 MESH_DURATION=$D MESH_WARMUP=$WARMUP MESH_RATE=$RATE MESH_KX=$MESH_KX MESH_GIT=$git_desc \
-MESH_EXTRA_DESC=${extra_desc% } MESH_COMMAND=$cmd \
+MESH_EXTRA_DESC=${extra_desc% } MESH_COMMAND=$cmd MESH_WORKERS=$MESH_WORKERS \
     "${BENCH_PY[@]}" report --results "$RESULTS" --usher "$USHER_BIN" --label "$LABEL" \
     --section "$SECTION" --out "$OUT"

@@ -29,6 +29,28 @@ pub struct Config {
     pub tls: TlsConfig,
     #[serde(default)]
     pub shutdown: ShutdownConfig,
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+}
+
+/// The async runtime the sidecar runs on.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Worker threads. 1 (the default) runs everything on one thread: a
+    /// sidecar shares its pod's CPU with the app, and one thread avoids
+    /// cross-thread wake-ups and work stealing; raise it for a sidecar that
+    /// must carry more than one core's worth of traffic.
+    #[serde(default = "defaults::workers", deserialize_with = "de::workers")]
+    pub workers: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            workers: defaults::workers(),
+        }
+    }
 }
 
 /// Where the workload's certificate, key and trust bundle are.
@@ -196,6 +218,9 @@ mod defaults {
     pub fn yes() -> bool {
         true
     }
+    pub fn workers() -> usize {
+        1
+    }
 }
 
 /// Deserializers whose errors say what was expected, with an example.
@@ -219,6 +244,16 @@ mod de {
                 "expected a duration such as 500ms, 3s or 1m, got {s:?}"
             ))
         })
+    }
+
+    pub fn workers<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+        let n = u64::deserialize(d)?;
+        match usize::try_from(n) {
+            Ok(n @ 1..=256) => Ok(n),
+            _ => Err(D::Error::custom(format!(
+                "expected a number of worker threads from 1 to 256, got {n}"
+            ))),
+        }
     }
 
     pub fn spiffe_id<'de, D: Deserializer<'de>>(d: D) -> Result<SpiffeId, D::Error> {

@@ -103,9 +103,17 @@ impl CliError {
     }
 }
 
-/// A multi-threaded Tokio runtime with one worker per core.
-pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_multi_thread()
+/// A Tokio runtime with `workers` threads: one thread is a current-thread
+/// runtime (no cross-thread wake-ups), more is the work-stealing scheduler.
+pub fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, CliError> {
+    let mut builder = if workers <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    builder
         .enable_all()
         .build()
         .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))

@@ -12,7 +12,7 @@ pub fn run(path: &Path) -> Result<(), CliError> {
     // Validate everything before binding anything.
     let config = Config::load(path)?;
     init_json_logs();
-    let rt = runtime()?;
+    let rt = runtime(config.runtime.workers)?;
     rt.block_on(async {
         let sidecar = Sidecar::start(&config).await?;
         tracing::info!(

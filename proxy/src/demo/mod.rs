@@ -41,7 +41,7 @@ pub fn run() -> Result<(), CliError> {
         .prefix("usher-demo-")
         .tempdir()
         .map_err(|e| demo_err("cannot make a temporary folder")(e.to_string()))?;
-    let rt = runtime()?;
+    let rt = runtime(2)?;
     let result = rt.block_on(play(dir.path()));
     // `dir` is removed here, whatever happened.
     drop(dir);
