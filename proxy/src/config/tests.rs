@@ -485,3 +485,19 @@ fn display_without_a_key_has_no_key_part() {
     };
     assert_eq!(err.to_string(), format!("{FILE}: key `inbound.app`: boom"));
 }
+
+#[test]
+fn runtime_workers_default_to_one_and_are_bounded() {
+    assert_eq!(parse(MINIMAL).unwrap().runtime.workers, 1);
+    let two = parse(&format!("{MINIMAL}runtime:\n  workers: 2\n")).unwrap();
+    assert_eq!(two.runtime.workers, 2);
+    for bad in ["0", "257", "-1", "many"] {
+        let shown = error(
+            &format!("{MINIMAL}runtime:\n  workers: {bad}\n"),
+            "runtime.workers",
+        );
+        assert!(!shown.is_empty());
+    }
+    let shown = error(&format!("{MINIMAL}runtime:\n  workers: 0\n"), "runtime.workers");
+    assert!(shown.contains("from 1 to 256"), "{shown}");
+}
