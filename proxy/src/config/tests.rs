@@ -498,6 +498,9 @@ fn runtime_workers_default_to_one_and_are_bounded() {
         );
         assert!(!shown.is_empty());
     }
-    let shown = error(&format!("{MINIMAL}runtime:\n  workers: 0\n"), "runtime.workers");
+    let shown = error(
+        &format!("{MINIMAL}runtime:\n  workers: 0\n"),
+        "runtime.workers",
+    );
     assert!(shown.contains("from 1 to 256"), "{shown}");
 }
