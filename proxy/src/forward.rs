@@ -10,6 +10,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::time::Duration;
 use tokio_util::task::TaskTracker;
 
+use crate::body::RequestBody;
 use crate::headers;
 
 /// Keep-alive connections idle longer than this are closed.
@@ -20,8 +21,8 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// (trailers, multiplexing, gRPC) and h1 features (Upgrade) survive.
 #[derive(Clone)]
 pub struct Upstream<C> {
-    h1: Client<C, Incoming>,
-    h2: Client<C, Incoming>,
+    h1: Client<C, RequestBody>,
+    h2: Client<C, RequestBody>,
     tunnels: TaskTracker,
 }
 
@@ -54,7 +55,7 @@ where
     /// are removed here; everything else about the request is the caller's.
     pub async fn forward(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
         scheme: Scheme,
         authority: Authority,
     ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {

@@ -249,6 +249,10 @@ async fn serve_inbound(
     tracing::debug!(direction = "inbound", %remote, %peer, "peer connected");
     let conn = Arc::new(InboundConn::new(&own_id, peer, remote));
     let stack = inbound::stack(conn, shared);
-    let svc = move |req| stack.clone().oneshot(req);
+    let svc = move |req: http::Request<hyper::body::Incoming>| {
+        stack
+            .clone()
+            .oneshot(req.map(crate::body::RequestBody::new))
+    };
     serve_http(&builder, tls, svc, &life.shutdown).await;
 }

@@ -21,12 +21,12 @@ use bytes::Bytes;
 use http::header::HeaderValue;
 use http::uri::{Authority, Scheme};
 use http::{Request, Response};
-use hyper::body::Incoming;
 use usher_ca::SpiffeId;
 
 pub use app::AppConnector;
 pub use identity_headers::{IdentityHeaders, IdentityHeadersLayer};
 
+use crate::body::RequestBody;
 use crate::connect::{classify, Hop};
 use crate::forward::Upstream;
 use crate::headers;
@@ -88,7 +88,7 @@ pub struct ToApp {
     shared: Arc<Inbound>,
 }
 
-impl tower::Service<Request<Incoming>> for ToApp {
+impl tower::Service<Request<RequestBody>> for ToApp {
     type Response = Response<ProxyBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
@@ -97,7 +97,7 @@ impl tower::Service<Request<Incoming>> for ToApp {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
         let conn = self.conn.clone();
         let shared = self.shared.clone();
         Box::pin(async move {

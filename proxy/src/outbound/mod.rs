@@ -19,6 +19,7 @@ use hyper::body::Incoming;
 pub use connect::{PeerConnector, TlsConn};
 pub use routes::{Route, RouteTable};
 
+use crate::body::RequestBody;
 use crate::connect::{classify, Hop};
 use crate::forward::Upstream;
 use crate::headers;
@@ -63,7 +64,7 @@ impl Outbound {
         // only ever set by the receiving sidecar.
         headers::strip_spoofable(req.headers_mut());
         self.upstream
-            .forward(req, Scheme::HTTPS, authority)
+            .forward(req.map(RequestBody::new), Scheme::HTTPS, authority)
             .await
             .map_err(|e| classify(&e, Hop::Peer))
     }
