@@ -1,7 +1,17 @@
-//! Rego authorization for usher.
-//!
-//! Not built yet: policy evaluation (OPA-Envoy input, regorus engine,
-//! decisions) is tracked by its own issue. The crate exists so the workspace
-//! has the layout the design fixes; the inbound tower stack in `proxy` has
-//! the seam where the authorization layer will slot in.
+//! Rego authorization for usher: the OPA-Envoy input document, regorus
+//! evaluation (its compiled VM when it accepts the policy, the interpreter
+//! otherwise), OPA's `io.jwt.*` builtins, and the decision mapping of
+//! opa-envoy-plugin. See `policy/README.md`.
 #![forbid(unsafe_code)]
+
+mod analysis;
+pub mod builtins;
+mod decision;
+mod engine;
+mod input;
+pub mod testing;
+
+pub use decision::Decision;
+pub use engine::{EvalPath, Limits, Policy, PolicyError, PolicySource, RegoVersion, DEFAULT_QUERY};
+pub use input::{BodyInput, RequestInput};
+pub use testing::check_files;

@@ -1,0 +1,266 @@
+//! A static walk over the parsed modules: every function call (so that a
+//! builtin nobody provides is reported when the policy loads, wherever the
+//! call sits), the user-defined functions, and the rules of each package.
+
+use std::collections::HashSet;
+
+use regorus::unstable::{Expr, Literal, Module, Query, Ref, Rule, RuleHead, Span};
+use regorus::Value;
+
+/// A call in the source.
+pub(crate) struct CallSite {
+    pub name: String,
+    pub file: String,
+    pub line: u32,
+    pub col: u32,
+}
+
+#[derive(Default)]
+pub(crate) struct Scan {
+    pub calls: Vec<CallSite>,
+    /// Last segment of every user-defined function (`f` for `a.b.f(x)`).
+    pub functions: HashSet<String>,
+}
+
+impl Scan {
+    pub fn calls_any(&self, names: &[&str]) -> bool {
+        self.calls.iter().any(|c| names.contains(&c.name.as_str()))
+    }
+
+    /// Calls that are neither a regorus builtin, one of `extra` (usher's
+    /// extensions), nor (by name) a user-defined function.
+    pub fn unknown<'a>(&'a self, extra: &'a [&str]) -> impl Iterator<Item = &'a CallSite> + 'a {
+        self.calls.iter().filter(move |c| {
+            let last = c.name.rsplit('.').next().unwrap_or_default();
+            !(c.name == "print"
+                || regorus::unstable::BUILTINS.contains_key(c.name.as_str())
+                || extra.contains(&c.name.as_str())
+                || self.functions.contains(last))
+        })
+    }
+}
+
+/// The dotted text of a reference (`io.jwt.decode`, `data.a["b"].c`).
+pub(crate) fn ref_path(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Var { span, .. } => Some(span.text().to_string()),
+        Expr::RefDot { refr, field, .. } => {
+            let base = ref_path(refr)?;
+            let name = match &field.1 {
+                Value::String(s) => s.to_string(),
+                _ => field.0.text().to_string(),
+            };
+            Some(format!("{base}.{name}"))
+        }
+        Expr::RefBrack { refr, index, .. } => {
+            let base = ref_path(refr)?;
+            match index.as_ref() {
+                Expr::String {
+                    value: Value::String(s),
+                    ..
+                } => Some(format!("{base}[{s:?}]")),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The leftmost part of a reference (`io` of `io.jwt.decode`): where it starts.
+fn ref_base(e: &Expr) -> &Expr {
+    match e {
+        Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } => ref_base(refr),
+        other => other,
+    }
+}
+
+pub(crate) fn scan(modules: &[Ref<Module>]) -> Scan {
+    let mut s = Scan::default();
+    for m in modules {
+        for rule in &m.policy {
+            s.rule(rule);
+        }
+    }
+    s
+}
+
+fn site(span: &Span) -> (String, u32, u32) {
+    (span.source.get_path().clone(), span.line, span.col)
+}
+
+impl Scan {
+    fn rule(&mut self, rule: &Rule) {
+        match rule {
+            Rule::Spec { head, bodies, .. } => {
+                match head {
+                    RuleHead::Compr { refr, assign, .. } => {
+                        self.expr(refr);
+                        if let Some(a) = assign {
+                            self.expr(&a.value);
+                        }
+                    }
+                    RuleHead::Set { refr, key, .. } => {
+                        self.expr(refr);
+                        if let Some(k) = key {
+                            self.expr(k);
+                        }
+                    }
+                    RuleHead::Func {
+                        refr, args, assign, ..
+                    } => {
+                        if let Some(name) = ref_path(refr) {
+                            let last = name.rsplit('.').next().unwrap_or_default().to_string();
+                            self.functions.insert(last);
+                        }
+                        for a in args {
+                            self.expr(a);
+                        }
+                        if let Some(a) = assign {
+                            self.expr(&a.value);
+                        }
+                    }
+                }
+                for body in bodies {
+                    if let Some(a) = &body.assign {
+                        self.expr(&a.value);
+                    }
+                    self.query(&body.query);
+                }
+            }
+            Rule::Default {
+                refr, args, value, ..
+            } => {
+                if !args.is_empty() {
+                    if let Some(name) = ref_path(refr) {
+                        let last = name.rsplit('.').next().unwrap_or_default().to_string();
+                        self.functions.insert(last);
+                    }
+                }
+                self.expr(value);
+            }
+        }
+    }
+
+    fn query(&mut self, q: &Query) {
+        for stmt in &q.stmts {
+            match &stmt.literal {
+                Literal::SomeVars { .. } => {}
+                Literal::SomeIn {
+                    key,
+                    value,
+                    collection,
+                    ..
+                } => {
+                    if let Some(k) = key {
+                        self.expr(k);
+                    }
+                    self.expr(value);
+                    self.expr(collection);
+                }
+                Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => self.expr(expr),
+                Literal::Every { domain, query, .. } => {
+                    self.expr(domain);
+                    self.query(query);
+                }
+            }
+            for w in &stmt.with_mods {
+                self.expr(&w.refr);
+                self.expr(&w.r#as);
+            }
+        }
+    }
+
+    fn expr(&mut self, e: &Expr) {
+        match e {
+            Expr::String { .. }
+            | Expr::RawString { .. }
+            | Expr::Number { .. }
+            | Expr::Bool { .. }
+            | Expr::Null { .. }
+            | Expr::Var { .. } => {}
+            Expr::Array { items, .. } | Expr::Set { items, .. } => {
+                for i in items {
+                    self.expr(i);
+                }
+            }
+            Expr::Object { fields, .. } => {
+                for (_, k, v) in fields {
+                    self.expr(k);
+                    self.expr(v);
+                }
+            }
+            Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+                self.expr(term);
+                self.query(query);
+            }
+            Expr::ObjectCompr {
+                key, value, query, ..
+            } => {
+                self.expr(key);
+                self.expr(value);
+                self.query(query);
+            }
+            Expr::Call { fcn, params, .. } => {
+                if let Some(name) = ref_path(fcn) {
+                    let (file, line, col) = site(ref_base(fcn).span());
+                    self.calls.push(CallSite {
+                        name,
+                        file,
+                        line,
+                        col,
+                    });
+                }
+                for p in params {
+                    self.expr(p);
+                }
+            }
+            Expr::UnaryExpr { expr, .. } => self.expr(expr),
+            Expr::RefDot { refr, .. } => self.expr(refr),
+            Expr::RefBrack { refr, index, .. } => {
+                self.expr(refr);
+                self.expr(index);
+            }
+            Expr::BinExpr { lhs, rhs, .. }
+            | Expr::BoolExpr { lhs, rhs, .. }
+            | Expr::ArithExpr { lhs, rhs, .. }
+            | Expr::AssignExpr { lhs, rhs, .. } => {
+                self.expr(lhs);
+                self.expr(rhs);
+            }
+            Expr::Membership {
+                key,
+                value,
+                collection,
+                ..
+            } => {
+                if let Some(k) = key {
+                    self.expr(k);
+                }
+                self.expr(value);
+                self.expr(collection);
+            }
+        }
+    }
+}
+
+/// The rules a module defines: (name, span), in source order, each name once.
+pub(crate) fn rule_names(module: &Module) -> Vec<(String, Span)> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for rule in &module.policy {
+        let (refr, span) = match rule.as_ref() {
+            Rule::Spec {
+                head: RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. },
+                span,
+                ..
+            } => (refr, span),
+            _ => continue,
+        };
+        if let Some(name) = ref_path(refr) {
+            if seen.insert(name.clone()) {
+                out.push((name, span.clone()));
+            }
+        }
+    }
+    out
+}

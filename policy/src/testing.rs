@@ -1,0 +1,306 @@
+//! `usher policy test` (like `opa test`) and `usher policy check`.
+//!
+//! [`run`] loads every `.rego` file it is given (folders recursively) and
+//! every `.json` / `.yaml` / `.yml` data file, **merged at the root of
+//! `data`** (simpler than `opa test`, which mounts a data file at its
+//! folder's path), then evaluates every rule named `test_*` of every
+//! package: PASS when it is `true`, FAIL when it is `false` or undefined (or
+//! any other value), ERROR when the evaluation fails. Tests run without an
+//! `input` (use `with input as {...}`), each bounded by [`TEST_TIMEOUT`].
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use regorus::{Engine, Value};
+
+use crate::analysis;
+use crate::builtins::JWT_BUILTINS;
+use crate::engine::{
+    build_engine, display, is_data_file, read_data_file, regorus_error, unknown_function,
+    PolicyError, PolicySource, RegoVersion,
+};
+
+#[cfg(test)]
+mod tests;
+
+/// How long one test may run.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How one test ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TestOutcome {
+    Pass,
+    /// `false`, undefined, or a value other than `true`.
+    Fail,
+    /// The evaluation failed; the message says where and why.
+    Error(String),
+}
+
+/// One `test_*` rule's result.
+#[derive(Clone, Debug)]
+pub struct TestResult {
+    /// `data.usher.authz`
+    pub package: String,
+    /// `test_allow_get`
+    pub name: String,
+    pub outcome: TestOutcome,
+    pub duration: Duration,
+    /// Where the rule is defined: `file:line`.
+    pub location: String,
+}
+
+/// Every test's result, in file order.
+#[derive(Clone, Debug, Default)]
+pub struct TestReport {
+    pub results: Vec<TestResult>,
+}
+
+impl TestReport {
+    /// At least one test ran and every test passed.
+    pub fn passed(&self) -> bool {
+        !self.results.is_empty() && self.results.iter().all(|r| r.outcome == TestOutcome::Pass)
+    }
+
+    fn count(&self, f: impl Fn(&TestOutcome) -> bool) -> usize {
+        self.results.iter().filter(|r| f(&r.outcome)).count()
+    }
+
+    pub fn pass_count(&self) -> usize {
+        self.count(|o| *o == TestOutcome::Pass)
+    }
+
+    pub fn fail_count(&self) -> usize {
+        self.count(|o| *o == TestOutcome::Fail)
+    }
+
+    pub fn error_count(&self) -> usize {
+        self.count(|o| matches!(o, TestOutcome::Error(_)))
+    }
+}
+
+/// `opa test`'s layout: one line per test, a rule, then the counts.
+impl fmt::Display for TestReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.results.is_empty() {
+            return writeln!(f, "no tests found (rules named test_*)");
+        }
+        for r in &self.results {
+            let took =
+                Duration::from_micros(u64::try_from(r.duration.as_micros()).unwrap_or(u64::MAX));
+            let word = match r.outcome {
+                TestOutcome::Pass => "PASS",
+                TestOutcome::Fail => "FAIL",
+                TestOutcome::Error(_) => "ERROR",
+            };
+            writeln!(f, "{}.{}: {word} ({took:?})", r.package, r.name)?;
+            if let TestOutcome::Error(e) = &r.outcome {
+                writeln!(f, "  {e}")?;
+            }
+        }
+        writeln!(f, "{}", "-".repeat(80))?;
+        let total = self.results.len();
+        let (pass, fail, error) = (self.pass_count(), self.fail_count(), self.error_count());
+        if pass > 0 {
+            writeln!(f, "PASS: {pass}/{total}")?;
+        }
+        if fail > 0 {
+            writeln!(f, "FAIL: {fail}/{total}")?;
+        }
+        if error > 0 {
+            writeln!(f, "ERROR: {error}/{total}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every .rego and data file under `paths` (folders recursively, sorted;
+/// hidden entries skipped).
+fn collect(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>), PolicyError> {
+    fn walk(p: &Path, rego: &mut Vec<PathBuf>, data: &mut Vec<PathBuf>) -> Result<(), PolicyError> {
+        let meta = std::fs::metadata(p).map_err(|e| PolicyError::Io {
+            path: display(p),
+            source: e,
+        })?;
+        if meta.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| PolicyError::Io {
+                    path: display(p),
+                    source: e,
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|e| {
+                    !e.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with('.'))
+                })
+                .collect();
+            entries.sort();
+            for e in entries {
+                walk(&e, rego, data)?;
+            }
+        } else if p.extension().and_then(|e| e.to_str()) == Some("rego") {
+            rego.push(p.to_path_buf());
+        } else if is_data_file(p) {
+            data.push(p.to_path_buf());
+        }
+        Ok(())
+    }
+    let (mut rego, mut data) = (Vec::new(), Vec::new());
+    for p in paths {
+        // A file named explicitly is loaded whatever its extension.
+        if std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false) && !is_data_file(p) {
+            rego.push(p.clone());
+        } else {
+            walk(p, &mut rego, &mut data)?;
+        }
+    }
+    Ok((rego, data))
+}
+
+/// Runs every `test_*` rule found in `paths` (see the module docs).
+pub fn run(paths: &[PathBuf], version: RegoVersion) -> Result<TestReport, PolicyError> {
+    let (rego, data) = collect(paths)?;
+    if rego.is_empty() {
+        return Err(PolicyError::Compile(format!(
+            "no .rego file in {}",
+            paths
+                .iter()
+                .map(|p| display(p))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let source = PolicySource::from_files(&rego, &[])?;
+    let source = PolicySource {
+        data: data
+            .iter()
+            .map(|p| read_data_file(p).map(|v| (display(p), v)))
+            .collect::<Result<_, _>>()?,
+        ..source
+    };
+    let (mut engine, _) = build_engine(&source, version, TEST_TIMEOUT)?;
+
+    // (package, name, location) of every test, each rule path once.
+    let mut tests: Vec<(String, String, String)> = Vec::new();
+    for module in engine.get_modules().iter() {
+        let Some(package) = analysis::ref_path(&module.package.refr) else {
+            continue;
+        };
+        let package = format!("data.{package}");
+        for (name, span) in analysis::rule_names(module) {
+            if name.starts_with("test_")
+                && !tests.iter().any(|(p, n, _)| *p == package && *n == name)
+            {
+                let location = format!("{}:{}", span.source.get_path(), span.line);
+                tests.push((package.clone(), name, location));
+            }
+        }
+    }
+    let Some((package, name, _)) = tests.first() else {
+        return Ok(TestReport::default());
+    };
+    // Prepare once (analysis errors surface here), not in every clone.
+    engine
+        .compile_with_entrypoint(&format!("{package}.{name}").as_str().into())
+        .map_err(|e| regorus_error(&e, ""))?;
+
+    let mut report = TestReport::default();
+    for (package, name, location) in tests {
+        let mut e = engine.clone();
+        let start = Instant::now();
+        let r = e.eval_rule(format!("{package}.{name}"));
+        let duration = start.elapsed();
+        let outcome = match r {
+            Ok(Value::Bool(true)) => TestOutcome::Pass,
+            Ok(_) => TestOutcome::Fail,
+            Err(err) => TestOutcome::Error(regorus_error(&err, &location).to_string()),
+        };
+        report.results.push(TestResult {
+            package,
+            name,
+            outcome,
+            duration,
+            location,
+        });
+    }
+    Ok(report)
+}
+
+/// Parses and compiles each file (.json / .yaml / .yml are checked as data
+/// files); every error is `file:line:col: message`.
+pub fn check_files(files: &[PathBuf], version: RegoVersion) -> Result<(), Vec<PolicyError>> {
+    let mut errors = Vec::new();
+    let mut source = PolicySource::default();
+    for p in files {
+        if is_data_file(p) {
+            match read_data_file(p) {
+                Ok(v) => source.data.push((display(p), v)),
+                Err(e) => errors.push(e),
+            }
+            continue;
+        }
+        let text = match std::fs::read_to_string(p) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(PolicyError::Io {
+                    path: display(p),
+                    source: e,
+                });
+                continue;
+            }
+        };
+        // Each file alone first, so that every file's syntax error is reported.
+        let mut alone = Engine::new();
+        alone.set_rego_v0(version == RegoVersion::V0);
+        match alone.add_policy(display(p), text.clone()) {
+            Ok(_) => source.policies.push((display(p), text)),
+            Err(e) => errors.push(regorus_error(&e, &display(p))),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    if source.policies.is_empty() {
+        return Ok(());
+    }
+
+    // Then together: functions nobody provides, and regorus' analysis.
+    let mut engine = Engine::new();
+    engine.set_rego_v0(version == RegoVersion::V0);
+    for (path, text) in &source.policies {
+        if let Err(e) = engine.add_policy(path.clone(), text.clone()) {
+            errors.push(regorus_error(&e, path));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let scan = analysis::scan(engine.get_modules());
+    let provided: Vec<&str> = JWT_BUILTINS.iter().map(|(n, _)| *n).collect();
+    errors.extend(scan.unknown(&provided).map(unknown_function));
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    if let Err(e) = build_engine(&source, version, TEST_TIMEOUT).and_then(|(mut engine, _)| {
+        let first = engine.get_modules().iter().find_map(|m| {
+            let package = analysis::ref_path(&m.package.refr)?;
+            let (name, _) = analysis::rule_names(m).into_iter().next()?;
+            Some(format!("data.{package}.{name}"))
+        });
+        match first {
+            Some(rule) => engine
+                .compile_with_entrypoint(&rule.as_str().into())
+                .map(|_| ())
+                .map_err(|e| regorus_error(&e, "")),
+            None => Ok(()),
+        }
+    }) {
+        errors.push(e);
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
