@@ -319,6 +319,7 @@ def _fmt(vals, nd=0):
 CHAIN_DESC = {
     "direct": "wrk → backend",
     "usher": "wrk → usher out → mTLS → usher in → backend",
+    "usher-policy": "as usher, with a Rego policy (1,000 principals, 100 prefixes) on usher in",
     "nginx": "wrk → nginx out → mTLS → nginx in → backend",
 }
 

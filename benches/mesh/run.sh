@@ -27,6 +27,9 @@ Options (each also settable by the environment variable in brackets):
   --rate N               fixed rate of the latency run, req/s; capped at half
                          the case's measured req/s [RATE, default 2000]
   --warmup SEC           unmeasured load before each case [WARMUP, default 1]
+  --policy               also run the usher chain with a Rego policy on the
+                         callee (benches/mesh/policy/: 1,000 principals, 100
+                         prefixes) [POLICY=1]
   --post-quantum         let usher offer X25519MLKEM768 (its default); by
                          default the bench sets tls.post_quantum: false so
                          that usher and nginx both use X25519 [POST_QUANTUM]
@@ -58,6 +61,7 @@ CONNS=${CONNS:-16}
 RATE=${RATE:-2000}
 WARMUP=${WARMUP:-1}
 POST_QUANTUM=${POST_QUANTUM:-false}
+POLICY=${POLICY:-0}
 USHER_EXTRA=${USHER_EXTRA:-}
 USHER_EXTRA_OUT=${USHER_EXTRA_OUT:-}
 USHER_EXTRA_IN=${USHER_EXTRA_IN:-}
@@ -77,6 +81,7 @@ while [ $# -gt 0 ]; do
         --rate) RATE=$2; shift 2 ;;
         --warmup) WARMUP=$2; shift 2 ;;
         --post-quantum) POST_QUANTUM=true; shift ;;
+        --policy) POLICY=1; shift ;;
         --usher-extra) USHER_EXTRA=$2; shift 2 ;;
         --label) LABEL=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
@@ -114,6 +119,7 @@ if [ "$CHAINS" != none ]; then
             *) die "unknown chain '$c' (direct, usher, nginx)" ;; esac
     done
 fi
+if [ "$POLICY" = 1 ]; then CASES+=("usher-policy usher-policy $CONNS 1"); fi
 if [ "$SCALE" = 1 ]; then
     for n in $SCALE_CONNS; do CASES+=("usher-c$n usher $n 1"); done
     CASES+=("usher-r$SCALE_ROUTES usher $CONNS $SCALE_ROUTES")
@@ -283,10 +289,10 @@ start_direct() {
 }
 
 start_usher_chain() {
-    local routes=$1 dir=$2
+    local routes=$1 dir=$2 policy_extra=${3:-}
     mkdir -p "$dir"
     write_usher_config "$dir/in.yaml" bench-b "$TMP/certs/usher-b" "$BACKEND" "" \
-        "$USHER_EXTRA" "$USHER_EXTRA_IN"
+        "$USHER_EXTRA" "$USHER_EXTRA_IN" "$policy_extra"
     start_usher "${dir#"$TMP"/}/in" "$dir/in.yaml"
     local pid_in=$LAST_PID in_addr
     read -r in_addr _ _ <<<"$USHER_ADDRS"
@@ -377,6 +383,11 @@ run_case() {
     case "$chain" in
         direct) start_direct ;;
         usher) start_usher_chain "$routes" "$dir" ;;
+        usher-policy)
+            python3 "$HERE/policy/gen_data.py" "$ID_A" "$dir/roles.json"
+            printf 'policy:\n  files: [%s]\n  data: [%s]\n  decision_log:\n    allow_sample_rate: 0.0\n' \
+                "$HERE/policy/authz.rego" "$dir/roles.json" >"$dir/policy.yaml"
+            start_usher_chain "$routes" "$dir" "$dir/policy.yaml" ;;
         nginx) start_nginx_chain "$dir" ;;
     esac
     check_chain "$name" "$dir/expect_bytes"

@@ -10,7 +10,17 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use usher_ca::SpiffeId;
 
+use crate::authz::PolicyStore;
 use crate::respond::{text, ProxyBody};
+
+fn json(body: String) -> Response<ProxyBody> {
+    let mut resp = text(StatusCode::OK, body);
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
 
 /// What the admin endpoints report.
 pub struct AdminState {
@@ -19,15 +29,22 @@ pub struct AdminState {
     pub service: String,
     pub spiffe_id: SpiffeId,
     pub not_after: SystemTime,
+    pub policy: Option<Arc<PolicyStore>>,
 }
 
 impl AdminState {
-    pub fn new(service: String, spiffe_id: SpiffeId, not_after: SystemTime) -> Arc<AdminState> {
+    pub fn new(
+        service: String,
+        spiffe_id: SpiffeId,
+        not_after: SystemTime,
+        policy: Option<Arc<PolicyStore>>,
+    ) -> Arc<AdminState> {
         Arc::new(AdminState {
             ready: AtomicBool::new(false),
             service,
             spiffe_id,
             not_after,
+            policy,
         })
     }
 
@@ -57,16 +74,18 @@ pub async fn handle(
                 "spiffe_id": state.spiffe_id.as_str(),
                 "not_after": humantime::format_rfc3339_seconds(state.not_after).to_string(),
             });
-            let mut resp = text(StatusCode::OK, format!("{body}\n"));
-            resp.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
-            resp
+            json(format!("{body}\n"))
+        }
+        "/policy" => {
+            let body = match &state.policy {
+                Some(store) => store.status(),
+                None => serde_json::json!({ "enabled": false }),
+            };
+            json(format!("{body}\n"))
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found; try /live, /ready or /identity\n",
+            "not found; try /live, /ready, /identity or /policy\n",
         ),
     })
 }

@@ -13,6 +13,8 @@ use hyper::body::Incoming;
 #[derive(Debug)]
 pub struct RequestBody {
     prefix: Option<Bytes>,
+    /// Trailers met while reading the prefix (the stream had ended).
+    trailers: Option<http::HeaderMap>,
     rest: Option<Incoming>,
 }
 
@@ -20,16 +22,57 @@ impl RequestBody {
     pub fn new(body: Incoming) -> RequestBody {
         RequestBody {
             prefix: None,
+            trailers: None,
             rest: Some(body),
         }
     }
 
-    /// `prefix` (already read) then whatever `rest` still holds.
-    pub fn prefixed(prefix: Bytes, rest: Option<Incoming>) -> RequestBody {
-        RequestBody {
-            prefix: (!prefix.is_empty()).then_some(prefix),
-            rest,
+    /// Reads up to `max` bytes of the body for inspection and returns them,
+    /// whether the body is longer than that (`truncated`), and the body to
+    /// forward, which still yields every byte (and trailers) in order.
+    pub async fn read_prefix(
+        mut self,
+        max: usize,
+    ) -> Result<(Bytes, bool, RequestBody), hyper::Error> {
+        use http_body_util::BodyExt;
+        let mut buf = bytes::BytesMut::new();
+        let mut ended = true;
+        if let Some(prefix) = self.prefix.take() {
+            buf.extend_from_slice(&prefix);
         }
+        if let Some(rest) = self.rest.as_mut() {
+            ended = false;
+            while buf.len() <= max {
+                match rest.frame().await {
+                    None => {
+                        ended = true;
+                        break;
+                    }
+                    Some(frame) => match frame?.into_data() {
+                        Ok(data) => buf.extend_from_slice(&data),
+                        Err(frame) => {
+                            // Trailers come last: the stream is over.
+                            self.trailers = frame.into_trailers().ok();
+                            ended = true;
+                            break;
+                        }
+                    },
+                }
+            }
+        }
+        let all = buf.freeze();
+        let truncated = all.len() > max;
+        let inspected = if truncated {
+            all.slice(..max)
+        } else {
+            all.clone()
+        };
+        let forward = RequestBody {
+            prefix: (!all.is_empty()).then_some(all),
+            trailers: self.trailers,
+            rest: if ended { None } else { self.rest },
+        };
+        Ok((inspected, truncated, forward))
     }
 }
 
@@ -52,12 +95,14 @@ impl Body for RequestBody {
         }
         match self.rest.as_mut() {
             Some(rest) => Pin::new(rest).poll_frame(cx),
-            None => Poll::Ready(None),
+            None => Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.prefix.is_none() && self.rest.as_ref().is_none_or(|r| r.is_end_stream())
+        self.prefix.is_none()
+            && self.trailers.is_none()
+            && self.rest.as_ref().is_none_or(|r| r.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {

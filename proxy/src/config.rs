@@ -31,6 +31,84 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     #[serde(default)]
     pub runtime: RuntimeConfig,
+    /// Rego authorization of inbound requests; absent: every peer with a
+    /// valid mesh certificate is let through.
+    #[serde(default)]
+    pub policy: Option<PolicyConfig>,
+}
+
+/// `policy:`: which Rego files decide, and how.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Rego files (relative to this config file's folder).
+    pub files: Vec<PathBuf>,
+    /// JSON or YAML data files, merged under `data`.
+    #[serde(default)]
+    pub data: Vec<PathBuf>,
+    /// The rule whose value is the decision: a boolean or an OPA-Envoy
+    /// decision object.
+    #[serde(default = "defaults::policy_query", deserialize_with = "de::query")]
+    pub query: String,
+    #[serde(default)]
+    pub mode: PolicyMode,
+    /// `v1` (default) or `v0` for older OPA policies (`allow { ... }`).
+    #[serde(default)]
+    pub rego_version: RegoVersionConfig,
+    /// A decision that takes longer is a deny.
+    #[serde(default = "defaults::eval_timeout", deserialize_with = "de::duration")]
+    pub eval_timeout: Duration,
+    /// Hand the request body to the policy (up to `max_bytes`).
+    #[serde(default)]
+    pub with_body: Option<WithBodyConfig>,
+    #[serde(default)]
+    pub decision_log: DecisionLogConfig,
+    /// Reload when a policy or data file changes on disk (SIGHUP always does).
+    #[serde(default = "defaults::yes")]
+    pub watch: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyMode {
+    /// Denied requests get 403 (or the policy's status) and never reach the app.
+    #[default]
+    Enforce,
+    /// Decisions are evaluated and logged; every request goes through.
+    Audit,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegoVersionConfig {
+    V0,
+    #[default]
+    V1,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WithBodyConfig {
+    /// At most this many bytes are read before the decision; a longer body
+    /// is handed over truncated (`input.truncated_body`) and streamed on whole.
+    #[serde(deserialize_with = "de::body_limit")]
+    pub max_bytes: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionLogConfig {
+    /// Fraction of allowed requests logged (0.0 to 1.0); denials are always logged.
+    #[serde(default = "defaults::sample_rate", deserialize_with = "de::fraction")]
+    pub allow_sample_rate: f64,
+}
+
+impl Default for DecisionLogConfig {
+    fn default() -> Self {
+        DecisionLogConfig {
+            allow_sample_rate: defaults::sample_rate(),
+        }
+    }
 }
 
 /// The async runtime the sidecar runs on.
@@ -221,6 +299,15 @@ mod defaults {
     pub fn workers() -> usize {
         1
     }
+    pub fn policy_query() -> String {
+        "data.usher.authz.allow".to_string()
+    }
+    pub fn eval_timeout() -> Duration {
+        Duration::from_millis(50)
+    }
+    pub fn sample_rate() -> f64 {
+        1.0
+    }
 }
 
 /// Deserializers whose errors say what was expected, with an example.
@@ -252,6 +339,42 @@ mod de {
             Ok(n @ 1..=256) => Ok(n),
             _ => Err(D::Error::custom(format!(
                 "expected a number of worker threads from 1 to 256, got {n}"
+            ))),
+        }
+    }
+
+    pub fn query<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = s.starts_with("data.")
+            && s.split('.').all(|part| {
+                !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            });
+        if ok {
+            Ok(s)
+        } else {
+            Err(D::Error::custom(format!(
+                "expected a rule path such as data.usher.authz.allow, got {s:?}"
+            )))
+        }
+    }
+
+    pub fn fraction<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        let f = f64::deserialize(d)?;
+        if (0.0..=1.0).contains(&f) {
+            Ok(f)
+        } else {
+            Err(D::Error::custom(format!(
+                "expected a fraction from 0.0 to 1.0, got {f}"
+            )))
+        }
+    }
+
+    pub fn body_limit<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+        let n = u64::deserialize(d)?;
+        match usize::try_from(n) {
+            Ok(n @ 1..=1_048_576) => Ok(n),
+            _ => Err(D::Error::custom(format!(
+                "expected a number of bytes from 1 to 1048576 (1 MiB), got {n}"
             ))),
         }
     }
@@ -360,6 +483,11 @@ impl Config {
         config.identity.cert = base.join(&config.identity.cert);
         config.identity.key = base.join(&config.identity.key);
         config.identity.bundle = base.join(&config.identity.bundle);
+        if let Some(policy) = config.policy.as_mut() {
+            for path in policy.files.iter_mut().chain(policy.data.iter_mut()) {
+                *path = base.join(&*path);
+            }
+        }
         Ok(config)
     }
 
@@ -410,6 +538,14 @@ impl Config {
                     format!(
                         "{addr} is already used by {other}; each listener needs its own address"
                     ),
+                ));
+            }
+        }
+        if let Some(policy) = &self.policy {
+            if policy.files.is_empty() {
+                return Err(err(
+                    "policy.files".into(),
+                    "expected at least one .rego file".into(),
                 ));
             }
         }

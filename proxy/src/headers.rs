@@ -110,6 +110,14 @@ pub fn authority<B>(req: &Request<B>) -> Option<&str> {
     }
 }
 
+/// [`authority`] for a request already split into parts.
+pub fn authority_of_parts(parts: &http::request::Parts) -> Option<&str> {
+    match parts.uri.authority() {
+        Some(a) => Some(a.as_str()),
+        None => parts.headers.get(HOST).and_then(|h| h.to_str().ok()),
+    }
+}
+
 /// `host[:port]` → `host`; IPv6 literals keep their brackets off.
 pub fn host_of(authority: &str) -> &str {
     // Drop any userinfo (not valid in Host, but possible in an authority).

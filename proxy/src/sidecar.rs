@@ -13,6 +13,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::admin::{self, AdminState};
+use crate::authz::{spawn_watcher, AuthzShared, PolicyStore};
 use crate::config::Config;
 use crate::forward::Upstream;
 use crate::identity::{self, Alpn, CertStore, IdentityError, TlsError};
@@ -29,6 +30,10 @@ pub enum StartError {
     Identity(#[from] IdentityError),
     #[error("{0}")]
     Tls(#[from] TlsError),
+    #[error("policy: {0}")]
+    Policy(#[from] usher_policy::PolicyError),
+    #[error("policy: cannot watch the policy files: {0}")]
+    Watch(#[from] notify::Error),
     #[error("cannot listen on {addr} ({key}): {source}")]
     Bind {
         key: &'static str,
@@ -48,6 +53,8 @@ pub struct BoundAddrs {
 /// A running sidecar.
 pub struct Sidecar {
     pub addrs: BoundAddrs,
+    /// The policy in force, when one is configured (`reload` on SIGHUP).
+    pub policy: Option<Arc<PolicyStore>>,
     pub admin: Arc<AdminState>,
     pub certs: Arc<CertStore>,
     life: Lifecycle,
@@ -70,6 +77,10 @@ impl Sidecar {
         let provider = identity::crypto_provider(&config.tls);
         let loaded = identity::load_identity(&config.identity, &provider)?;
         let certs = CertStore::new(loaded.certified_key.clone());
+        let policy = match &config.policy {
+            Some(p) => Some(PolicyStore::load(p)?),
+            None => None,
+        };
         let server_tls = identity::server_config(
             certs.clone(),
             loaded.roots.clone(),
@@ -112,7 +123,16 @@ impl Sidecar {
             config.service.clone(),
             loaded.spiffe_id.clone(),
             loaded.not_after,
+            policy.clone(),
         );
+        let authz = policy
+            .as_ref()
+            .map(|store| AuthzShared::new(store.clone(), loaded.spiffe_id.clone(), addrs.inbound));
+        if let (Some(store), Some(p)) = (&policy, &config.policy) {
+            if p.watch {
+                spawn_watcher(store.clone(), life.shutdown.clone())?;
+            }
+        }
 
         // Inbound: mTLS from peers → tower stack → local app.
         let app_timeout = config.inbound.app_connect_timeout;
@@ -121,29 +141,21 @@ impl Sidecar {
             config.inbound.app,
             Upstream::new(app_connector.clone(), app_connector, life.tasks.clone()),
         );
-        let acceptor = TlsAcceptor::from(server_tls);
-        let own_id = Arc::new(loaded.spiffe_id.clone());
         let builder = Arc::new(http_builder());
-        {
-            let life2 = life.clone();
-            let builder = builder.clone();
-            tokio::spawn(accept_loop(
-                inbound_listener,
-                "inbound",
-                life.clone(),
-                move |tcp, remote| {
-                    serve_inbound(
-                        tcp,
-                        remote,
-                        acceptor.clone(),
-                        own_id.clone(),
-                        inbound.clone(),
-                        builder.clone(),
-                        life2.clone(),
-                    )
-                },
-            ));
-        }
+        let listener = Arc::new(InboundListener {
+            acceptor: TlsAcceptor::from(server_tls),
+            own_id: loaded.spiffe_id.clone(),
+            shared: inbound,
+            authz,
+            builder: builder.clone(),
+            shutdown: life.shutdown.clone(),
+        });
+        tokio::spawn(accept_loop(
+            inbound_listener,
+            "inbound",
+            life.clone(),
+            move |tcp, remote| serve_inbound(tcp, remote, listener.clone()),
+        ));
 
         // Outbound: plain HTTP from the app → route → mTLS to the peer.
         let timeout = config.outbound.connect_timeout;
@@ -197,6 +209,7 @@ impl Sidecar {
         state.set_ready(true);
         Ok(Sidecar {
             addrs,
+            policy,
             admin: state,
             certs,
             life,
@@ -221,15 +234,18 @@ impl Sidecar {
     }
 }
 
-async fn serve_inbound(
-    tcp: TcpStream,
-    remote: SocketAddr,
+/// What every connection accepted on the inbound listener shares.
+struct InboundListener {
     acceptor: TlsAcceptor,
-    own_id: Arc<usher_ca::SpiffeId>,
+    own_id: usher_ca::SpiffeId,
     shared: Arc<Inbound>,
+    authz: Option<Arc<AuthzShared>>,
     builder: Arc<hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>>,
-    life: Lifecycle,
-) {
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+async fn serve_inbound(tcp: TcpStream, remote: SocketAddr, listener: Arc<InboundListener>) {
+    let acceptor = &listener.acceptor;
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
@@ -247,12 +263,12 @@ async fn serve_inbound(
         return;
     };
     tracing::debug!(direction = "inbound", %remote, %peer, "peer connected");
-    let conn = Arc::new(InboundConn::new(&own_id, peer, remote));
-    let stack = inbound::stack(conn, shared);
+    let conn = Arc::new(InboundConn::new(&listener.own_id, peer, remote));
+    let stack = inbound::stack(conn, listener.shared.clone(), listener.authz.as_ref());
     let svc = move |req: http::Request<hyper::body::Incoming>| {
         stack
             .clone()
             .oneshot(req.map(crate::body::RequestBody::new))
     };
-    serve_http(&builder, tls, svc, &life.shutdown).await;
+    serve_http(&listener.builder, tls, svc, &listener.shutdown).await;
 }

@@ -19,6 +19,7 @@ fn demo_runs_the_mesh_and_exits_zero() {
         "over HTTP/2.0",
         "502 Bad Gateway: usher: peer identity did not match",
         "404 Not Found: usher: no route for host \"inventory\"",
+        "403 Forbidden: usher: request denied by policy",
         "a client certificate is required",
         "the certificate is not signed by the mesh's CA",
     ] {

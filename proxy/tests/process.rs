@@ -158,3 +158,74 @@ async fn sigint_with_nothing_in_flight_exits_zero_at_once() {
             .unwrap();
     assert_eq!(exit, Some(Some(0)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_policy_and_decisions_are_logged_as_json() {
+    let app = Backend::start().await;
+    let pki = Pki::new();
+    let b_dir = pki.dir.path().join("b");
+    std::fs::create_dir_all(&b_dir).unwrap();
+    let deny_all = "package usher.authz\n\ndefault allow := false\n";
+    let allow_all = "package usher.authz\n\nallow := true\n";
+    std::fs::write(b_dir.join("authz.rego"), deny_all).unwrap();
+    // File watching off: only SIGHUP can bring the new policy in.
+    let policy = "policy:\n  files: [authz.rego]\n  watch: false\n";
+    let b_certs = pki.issue("b-certs", &id("b"));
+    let mut b = UsherProcess::start(&write_config(&b_dir, &b_certs, app.addr, &[], policy));
+    let a_certs = pki.issue("a-certs", &id("a"));
+    let routes = [RouteSpec {
+        host: "b".into(),
+        address: b.inbound,
+        identity: id("b"),
+    }];
+    let a = UsherProcess::start(&write_config(
+        &pki.dir.path().join("a"),
+        &a_certs,
+        app.addr,
+        &routes,
+        "",
+    ));
+
+    assert_eq!(
+        get1(a.outbound, "b", "/headers?q=1").await.0,
+        StatusCode::FORBIDDEN
+    );
+    // The denial is logged as one JSON line with who, what and why.
+    let line = loop {
+        let line = b
+            .lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a decision log line");
+        let v: serde_json::Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(_) => continue,
+        };
+        if v["target"] == "usher::decision" {
+            break v;
+        }
+    };
+    assert_eq!(line["decision"], "deny");
+    assert_eq!(line["principal"], id("a").as_str());
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["path"], "/headers?q=1");
+    assert_eq!(line["mode"], "enforce");
+    assert!(line["reason"].is_string(), "{line}");
+    assert!(line["revision"].is_string(), "{line}");
+    assert!(line["eval_us"].is_u64(), "{line}");
+
+    support::replace_file(&b_dir.join("authz.rego"), allow_all);
+    b.signal("HUP");
+    let out = a.outbound;
+    let allowed = support::wait_until(Duration::from_secs(10), || async move {
+        get1(out, "b", "/headers").await.0 == StatusCode::OK
+    })
+    .await;
+    assert!(
+        allowed,
+        "SIGHUP brought the new policy in without a restart"
+    );
+    assert!(
+        b.child.try_wait().unwrap().is_none(),
+        "the same process, still running"
+    );
+}

@@ -4,6 +4,7 @@
 //! and a non-zero exit code.
 
 mod ca;
+mod policy;
 mod run;
 
 use std::path::PathBuf;
@@ -19,7 +20,7 @@ use clap::{Parser, Subcommand};
     long_about = "usher runs beside each service. The service speaks plain HTTP to 127.0.0.1; \
 usher carries its calls to other services over mutual TLS with short-lived SPIFFE X.509 \
 certificates from its bundled mini-CA, and checks who is calling on the way in.",
-    after_help = "Examples:\n  usher demo                          a whole mesh on this machine, explained\n  usher ca init --trust-domain mesh.local --dir ca\n  usher ca issue --ca-dir ca --spiffe-id spiffe://mesh.local/ns/shop/sa/orders --out certs\n  usher run --config usher.yaml"
+    after_help = "Examples:\n  usher demo                          a whole mesh on this machine, explained\n  usher ca init --trust-domain mesh.local --dir ca\n  usher ca issue --ca-dir ca --spiffe-id spiffe://mesh.local/ns/shop/sa/orders --out certs\n  usher policy test examples/policies/\n  usher run --config usher.yaml"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -39,6 +40,9 @@ SIGTERM or SIGINT: stop accepting, let in-flight requests finish (shutdown.drain
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Rego policies: check, evaluate, test (without a sidecar).
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// The mini-CA: make a root, issue workload certificates.
     #[command(
         subcommand,
@@ -60,6 +64,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => run::run(&config),
         Command::Ca(cmd) => ca::run(cmd),
+        Command::Policy(cmd) => policy::run(cmd),
         Command::Demo => crate::demo::run(),
     };
     match result {
@@ -84,6 +89,9 @@ pub enum CliError {
     Usage(String),
     #[error("{0}")]
     Runtime(String),
+    /// The command ran and the answer is "no" (policy errors, failed tests).
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// The command-line spelling of what a CA error asks for.

@@ -2,9 +2,12 @@
 
 use std::path::Path;
 
+use std::sync::Arc;
+
 use tracing_subscriber::EnvFilter;
 
 use super::{runtime, CliError};
+use crate::authz::{PolicyStore, ReloadOutcome};
 use crate::config::Config;
 use crate::sidecar::{DrainOutcome, Sidecar};
 
@@ -23,7 +26,7 @@ pub fn run(path: &Path) -> Result<(), CliError> {
             admin = %sidecar.addrs.admin,
             "usher ready"
         );
-        let signal = wait_for_signal().await?;
+        let signal = wait_for_signal(sidecar.policy.clone()).await?;
         tracing::info!(signal, drain_timeout = ?config.shutdown.drain_timeout, "draining");
         match sidecar.shutdown(config.shutdown.drain_timeout).await {
             DrainOutcome::Complete => tracing::info!("drained; exiting"),
@@ -46,13 +49,27 @@ fn init_json_logs() {
         .try_init();
 }
 
-async fn wait_for_signal() -> Result<&'static str, CliError> {
+/// Waits for SIGTERM or SIGINT; SIGHUP reloads the policy meanwhile.
+async fn wait_for_signal(policy: Option<Arc<PolicyStore>>) -> Result<&'static str, CliError> {
     use tokio::signal::unix::{signal, SignalKind};
     let err = |e: std::io::Error| CliError::Runtime(format!("cannot install signal handlers: {e}"));
     let mut term = signal(SignalKind::terminate()).map_err(err)?;
     let mut int = signal(SignalKind::interrupt()).map_err(err)?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+    let mut hup = signal(SignalKind::hangup()).map_err(err)?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok("SIGTERM"),
+            _ = int.recv() => return Ok("SIGINT"),
+            _ = hup.recv() => match &policy {
+                Some(store) => {
+                    let store = store.clone();
+                    let outcome = tokio::task::spawn_blocking(move || store.reload("SIGHUP")).await;
+                    if let Ok(ReloadOutcome::Unchanged) = outcome {
+                        tracing::info!("SIGHUP: policy unchanged");
+                    }
+                }
+                None => tracing::info!("SIGHUP: no policy configured, nothing to reload"),
+            },
+        }
+    }
 }

@@ -199,10 +199,13 @@ fn load_of_a_missing_file_names_it() {
 
 #[test]
 fn unknown_top_level_key_is_an_error_listing_the_known_ones() {
-    // Policies are not supported yet: a config that has one must not be
-    // accepted silently (the operator would think it is enforced).
-    let shown = error(&format!("{MINIMAL}policy:\n  allow: []\n"), "policy");
-    assert!(shown.contains("unknown field `policy`"), "{shown}");
+    // Telemetry is not supported yet: a config that has it must not be
+    // accepted silently (the operator would think it is in force).
+    let shown = error(
+        &format!("{MINIMAL}telemetry:\n  sampling: 1.0\n"),
+        "telemetry",
+    );
+    assert!(shown.contains("unknown field `telemetry`"), "{shown}");
     assert!(
         shown.contains("`inbound`"),
         "lists what was expected: {shown}"
@@ -503,4 +506,64 @@ fn runtime_workers_default_to_one_and_are_bounded() {
         "runtime.workers",
     );
     assert!(shown.contains("from 1 to 256"), "{shown}");
+}
+
+#[test]
+fn policy_section_defaults_and_paths() {
+    let cfg = parse(&format!(
+        "{MINIMAL}policy:\n  files: [authz.rego, /abs/roles.rego]\n  data: [data.json]\n"
+    ))
+    .unwrap();
+    let p = cfg.policy.unwrap();
+    assert_eq!(p.files[0], Path::new("/etc/usher/authz.rego"));
+    assert_eq!(p.files[1], Path::new("/abs/roles.rego"));
+    assert_eq!(p.data[0], Path::new("/etc/usher/data.json"));
+    assert_eq!(p.query, "data.usher.authz.allow");
+    assert_eq!(p.mode, crate::config::PolicyMode::Enforce);
+    assert_eq!(p.rego_version, crate::config::RegoVersionConfig::V1);
+    assert_eq!(p.eval_timeout, std::time::Duration::from_millis(50));
+    assert!(p.with_body.is_none());
+    assert_eq!(p.decision_log.allow_sample_rate, 1.0);
+    assert!(p.watch);
+    assert!(parse(MINIMAL).unwrap().policy.is_none());
+}
+
+#[test]
+fn policy_section_errors_name_the_key() {
+    for (yaml, key, says) in [
+        ("policy:\n  files: []\n", "policy.files", "at least one"),
+        (
+            "policy:\n  files: [a.rego]\n  mode: strict\n",
+            "policy.mode",
+            "enforce",
+        ),
+        (
+            "policy:\n  files: [a.rego]\n  query: allow\n",
+            "policy.query",
+            "data.usher.authz.allow",
+        ),
+        (
+            "policy:\n  files: [a.rego]\n  rego_version: v2\n",
+            "policy.rego_version",
+            "v0",
+        ),
+        (
+            "policy:\n  files: [a.rego]\n  decision_log: {allow_sample_rate: 1.5}\n",
+            "policy.decision_log.allow_sample_rate",
+            "0.0 to 1.0",
+        ),
+        (
+            "policy:\n  files: [a.rego]\n  with_body: {max_bytes: 0}\n",
+            "policy.with_body.max_bytes",
+            "1 MiB",
+        ),
+        (
+            "policy:\n  query: data.x.allow\n",
+            "policy.files",
+            "missing",
+        ),
+    ] {
+        let shown = error(&format!("{MINIMAL}{yaml}"), key);
+        assert!(shown.contains(says), "{yaml}: {shown}");
+    }
 }

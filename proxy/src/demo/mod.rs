@@ -32,6 +32,18 @@ use crate::sidecar::Sidecar;
 
 const TD: &str = "demo.mesh";
 
+/// orders' authorization policy (Rego v1, evaluated in-process).
+const ORDERS_POLICY: &str = r#"package usher.authz
+
+default allow := false
+
+# Only the frontend may call orders, and only under /orders/.
+allow if {
+    input.attributes.source.principal == "spiffe://demo.mesh/ns/shop/sa/frontend"
+    startswith(input.attributes.request.http.path, "/orders/")
+}
+"#;
+
 fn demo_err(what: &str) -> impl Fn(String) -> CliError + '_ {
     move |e| CliError::Runtime(format!("demo: {what}: {e}"))
 }
@@ -93,7 +105,20 @@ async fn play(dir: &Path) -> Result<(), CliError> {
         .await
         .map_err(|e| demo_err("starting the orders service")(e.to_string()))?;
     say("orders listens on 127.0.0.1 in plain HTTP; it has no TLS code at all.");
-    let orders_sidecar = start(dir, "orders", app, "routes: []").await?;
+    std::fs::write(dir.join("orders").join("authz.rego"), ORDERS_POLICY)
+        .map_err(|e| demo_err("writing the policy")(e.to_string()))?;
+    let orders_sidecar = start(
+        dir,
+        "orders",
+        app,
+        "routes: []",
+        "policy:\n  files: [authz.rego]\n",
+    )
+    .await?;
+    say("orders' sidecar enforces this Rego policy on every request:");
+    for line in ORDERS_POLICY.lines().filter(|l| !l.is_empty()) {
+        say(format!("    {line}"));
+    }
     say(format!(
         "usher(orders): mTLS in on {}, forwards to the orders app",
         orders_sidecar.addrs.inbound
@@ -104,7 +129,7 @@ async fn play(dir: &Path) -> Result<(), CliError> {
         b = orders_sidecar.addrs.inbound,
         payments = id("payments")?,
     );
-    let frontend_sidecar = start(dir, "frontend", app, &routes).await?;
+    let frontend_sidecar = start(dir, "frontend", app, &routes, "").await?;
     let out = frontend_sidecar.addrs.outbound;
     say(format!(
         "usher(frontend): plain HTTP in on {out}; route orders -> {orders}"
@@ -173,6 +198,21 @@ async fn play(dir: &Path) -> Result<(), CliError> {
 
     step(
         8,
+        "frontend calls GET http://orders/admin/stats, which orders' policy does not allow",
+    );
+    let (status, body) = http1(out, "orders", "/admin/stats", None).await?;
+    say(format!("frontend got {status}: {body}"));
+    expect(
+        status == StatusCode::FORBIDDEN,
+        "step 8: 403 from the orders policy",
+    );
+    say(
+        "orders' sidecar evaluated its Rego policy (authz.rego, shown in step 2) with the caller's",
+    );
+    say("verified SPIFFE ID: frontend may only reach /orders/. Denied, logged, never reached the app.");
+
+    step(
+        9,
         "Someone connects to orders' sidecar directly, without a client certificate",
     );
     let bundle = dir.join("orders/certs/bundle.pem");
@@ -180,11 +220,11 @@ async fn play(dir: &Path) -> Result<(), CliError> {
     say(format!("refused: {refusal}"));
     expect(
         refusal.contains("CertificateRequired"),
-        "step 8: refused without a certificate",
+        "step 9: refused without a certificate",
     );
 
     step(
-        9,
+        10,
         "Someone connects with a certificate from another CA (same trust domain name)",
     );
     let rogue_ca = init_ca(&dir.join("rogue-ca"), TD, false)?;
@@ -200,13 +240,13 @@ async fn play(dir: &Path) -> Result<(), CliError> {
     say(format!("refused: {refusal}"));
     expect(
         refusal.starts_with("the certificate is not signed"),
-        "step 9: refused a foreign CA",
+        "step 10: refused a foreign CA",
     );
     say(
         "Only certificates that chain to the mesh's own CA are accepted, whatever name they claim.",
     );
 
-    step(10, "Shutting down");
+    step(11, "Shutting down");
     frontend_sidecar.shutdown(Duration::from_secs(5)).await;
     orders_sidecar.shutdown(Duration::from_secs(5)).await;
     say("both sidecars drained in-flight requests and stopped; the CA and keys are being deleted.");
@@ -222,11 +262,17 @@ async fn play(dir: &Path) -> Result<(), CliError> {
 }
 
 /// Writes a real `usher.yaml` and starts a sidecar from it, as `usher run` would.
-async fn start(dir: &Path, name: &str, app: SocketAddr, routes: &str) -> Result<Sidecar, CliError> {
+async fn start(
+    dir: &Path,
+    name: &str,
+    app: SocketAddr,
+    routes: &str,
+    extra: &str,
+) -> Result<Sidecar, CliError> {
     let yaml = format!(
         "service: {name}\nidentity:\n  cert: certs/cert.pem\n  key: certs/key.pem\n  bundle: certs/bundle.pem\n\
          inbound:\n  listen: 127.0.0.1:0\n  app: {app}\noutbound:\n  listen: 127.0.0.1:0\n  {routes}\n\
-         admin:\n  listen: 127.0.0.1:0\n"
+         admin:\n  listen: 127.0.0.1:0\n{extra}"
     );
     let path = dir.join(name).join("usher.yaml");
     std::fs::write(&path, yaml).map_err(|e| demo_err("writing usher.yaml")(e.to_string()))?;

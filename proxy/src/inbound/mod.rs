@@ -26,6 +26,7 @@ use usher_ca::SpiffeId;
 pub use app::AppConnector;
 pub use identity_headers::{IdentityHeaders, IdentityHeadersLayer};
 
+use crate::authz::{Authorize, AuthzShared, MaybeAuthorize};
 use crate::body::RequestBody;
 use crate::connect::{classify, Hop};
 use crate::forward::Upstream;
@@ -72,12 +73,23 @@ impl Inbound {
     }
 }
 
-/// The inbound request path for one connection, outermost layer first.
-pub fn stack(conn: Arc<InboundConn>, shared: Arc<Inbound>) -> IdentityHeaders<ToApp> {
-    tower::Layer::layer(
-        &IdentityHeadersLayer::new(conn.clone()),
-        ToApp { conn, shared },
-    )
+/// The inbound request path for one connection, outermost layer first:
+/// identity headers (forged ones removed, xfcc set), authorization by
+/// policy (when configured), then the app.
+pub fn stack(
+    conn: Arc<InboundConn>,
+    shared: Arc<Inbound>,
+    authz: Option<&Arc<AuthzShared>>,
+) -> IdentityHeaders<MaybeAuthorize<ToApp>> {
+    let to_app = ToApp {
+        conn: conn.clone(),
+        shared,
+    };
+    let authorize = match authz {
+        Some(authz) => MaybeAuthorize::On(Authorize::new(conn.clone(), authz.clone(), to_app)),
+        None => MaybeAuthorize::Off(to_app),
+    };
+    tower::Layer::layer(&IdentityHeadersLayer::new(conn), authorize)
 }
 
 /// The innermost service: forwards to the local app and maps failures to

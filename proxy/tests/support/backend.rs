@@ -45,7 +45,7 @@ async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     Ok(match path.as_str() {
-        "/headers" => {
+        p if p.starts_with("/headers") => {
             let mut map = serde_json::Map::new();
             for (k, v) in req.headers() {
                 map.insert(k.to_string(), String::from_utf8_lossy(v.as_bytes()).into());

@@ -113,16 +113,20 @@ pub struct Mesh {
 
 impl Mesh {
     pub async fn start(app: SocketAddr) -> Mesh {
+        Mesh::start_with(app, &[], "").await
+    }
+
+    /// Like [`Mesh::start`], with `files` (name, contents) written into b's
+    /// folder and `b_extra` appended to b's config (e.g. a `policy:` section).
+    pub async fn start_with(app: SocketAddr, files: &[(&str, &str)], b_extra: &str) -> Mesh {
         let pki = Pki::new();
+        let b_dir = pki.dir.path().join("b");
+        std::fs::create_dir_all(&b_dir).unwrap();
+        for (name, contents) in files {
+            std::fs::write(b_dir.join(name), contents).unwrap();
+        }
         let b_certs = pki.issue("b-certs", &id("b"));
-        let b = start_sidecar(&write_config(
-            &pki.dir.path().join("b"),
-            &b_certs,
-            app,
-            &[],
-            "",
-        ))
-        .await;
+        let b = start_sidecar(&write_config(&b_dir, &b_certs, app, &[], b_extra)).await;
         let a_certs = pki.issue("a-certs", &id("a"));
         let routes = [
             RouteSpec {
@@ -148,6 +152,38 @@ impl Mesh {
         .await;
         Mesh { pki, a, b }
     }
+
+    /// b's folder (its config, policy files).
+    pub fn b_dir(&self) -> PathBuf {
+        self.pki.dir.path().join("b")
+    }
+
+    /// Another client sidecar, `name`, routing host "b" to b.
+    pub async fn client(&self, name: &str) -> Sidecar {
+        let certs = self.pki.issue(&format!("{name}-certs"), &id(name));
+        let routes = [RouteSpec {
+            host: "b".into(),
+            address: self.b.addrs.inbound,
+            identity: id("b"),
+        }];
+        let app = self.b.addrs.admin; // never called
+        start_sidecar(&write_config(
+            &self.pki.dir.path().join(name),
+            &certs,
+            app,
+            &routes,
+            "",
+        ))
+        .await
+    }
+}
+
+/// Replaces `path` atomically (write aside, rename), as editors and
+/// configuration management do.
+pub fn replace_file(path: &Path, contents: &str) {
+    let tmp = path.with_extension("tmp-write");
+    std::fs::write(&tmp, contents).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
 }
 
 /// Polls `check` until it returns true or `deadline` passes.

@@ -1,0 +1,315 @@
+//! The authorization layer of the inbound stack: builds the OPA-Envoy input
+//! from the request, asks the policy in force, logs the decision, and then
+//! lets the request through (changing headers as the decision says) or
+//! answers it with the policy's denial.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::{HeaderMap, Request, Response, StatusCode, Version};
+use usher_ca::SpiffeId;
+use usher_policy::{BodyInput, Decision, RequestInput};
+
+use super::PolicyStore;
+use crate::body::RequestBody;
+use crate::config::PolicyMode;
+use crate::inbound::InboundConn;
+use crate::respond::{text, ProxyBody};
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Shared by every inbound connection when a policy is configured.
+pub struct AuthzShared {
+    pub store: Arc<PolicyStore>,
+    pub own_id: SpiffeId,
+    /// The inbound listener's address: `destination.address`.
+    pub local_addr: SocketAddr,
+    ids: RequestIds,
+}
+
+impl AuthzShared {
+    pub fn new(
+        store: Arc<PolicyStore>,
+        own_id: SpiffeId,
+        local_addr: SocketAddr,
+    ) -> Arc<AuthzShared> {
+        Arc::new(AuthzShared {
+            store,
+            own_id,
+            local_addr,
+            ids: RequestIds::new(),
+        })
+    }
+}
+
+/// Request ids for requests that arrive without `x-request-id`: a random
+/// per-process prefix and a counter (one atomic add, no lock).
+struct RequestIds {
+    prefix: u64,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> RequestIds {
+        RequestIds {
+            prefix: fastrand::u64(..),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}-{n:x}", self.prefix)
+    }
+}
+
+/// The layer's service, built per connection (it knows the caller).
+#[derive(Clone)]
+pub struct Authorize<S> {
+    conn: Arc<InboundConn>,
+    shared: Arc<AuthzShared>,
+    inner: S,
+}
+
+impl<S> Authorize<S> {
+    pub fn new(conn: Arc<InboundConn>, shared: Arc<AuthzShared>, inner: S) -> Self {
+        Authorize {
+            conn,
+            shared,
+            inner,
+        }
+    }
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+
+impl<S> tower::Service<Request<RequestBody>> for Authorize<S>
+where
+    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<RequestBody>) -> BoxFuture {
+        // The clone that was polled ready is the one that serves this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let conn = self.conn.clone();
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let (mut parts, body) = req.into_parts();
+            let with_body = shared
+                .store
+                .config()
+                .with_body
+                .as_ref()
+                .map(|w| w.max_bytes);
+            let (body_input, body) = match with_body {
+                None => (None, body),
+                Some(max) => match body.read_prefix(max).await {
+                    Ok((bytes, truncated, body)) => (Some(BodyInput { bytes, truncated }), body),
+                    Err(e) => {
+                        tracing::debug!(peer = %conn.peer, error = %e, "request body unreadable");
+                        return Ok(text(
+                            StatusCode::BAD_REQUEST,
+                            "usher: the request body could not be read\n",
+                        ));
+                    }
+                },
+            };
+            let request_id = match parts.headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()) {
+                Some(id) => id.to_owned(),
+                None => {
+                    let id = shared.ids.next();
+                    if let Ok(v) = HeaderValue::from_str(&id) {
+                        parts.headers.insert(REQUEST_ID.clone(), v);
+                    }
+                    id
+                }
+            };
+
+            let loaded = shared.store.current();
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let host = crate::headers::authority_of_parts(&parts).unwrap_or("");
+            let input = RequestInput {
+                source_principal: Some(conn.peer.as_str()),
+                source_address: conn.remote,
+                destination_principal: shared.own_id.as_str(),
+                destination_address: shared.local_addr,
+                method: parts.method.as_str(),
+                path,
+                host,
+                scheme: "https",
+                protocol: protocol(parts.version),
+                headers: &parts.headers,
+                request_id: &request_id,
+                body: body_input.as_ref(),
+                jwt_claims: None,
+            };
+            let decision = loaded.policy.evaluate(&input);
+            let mode = shared.store.mode();
+            log_decision(
+                &conn,
+                &parts,
+                &decision,
+                loaded.policy.revision(),
+                mode,
+                shared.store.config().decision_log.allow_sample_rate,
+            );
+            drop(loaded);
+
+            if !decision.allowed {
+                if mode == PolicyMode::Enforce {
+                    return Ok(denied(decision));
+                }
+                // Audit: the request goes on untouched, as if no policy ran.
+                return inner.call(Request::from_parts(parts, body)).await;
+            }
+            for name in &decision.request_headers_to_remove {
+                parts.headers.remove(name);
+            }
+            set_headers(&mut parts.headers, &decision.headers);
+            let mut resp = inner.call(Request::from_parts(parts, body)).await?;
+            append_headers(resp.headers_mut(), &decision.response_headers_to_add);
+            Ok(resp)
+        })
+    }
+}
+
+fn protocol(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// Replaces each named header with the decision's value(s).
+fn set_headers(headers: &mut HeaderMap, add: &[(HeaderName, HeaderValue)]) {
+    for (name, _) in add {
+        headers.remove(name);
+    }
+    append_headers(headers, add);
+}
+
+fn append_headers(headers: &mut HeaderMap, add: &[(HeaderName, HeaderValue)]) {
+    for (name, value) in add {
+        headers.append(name.clone(), value.clone());
+    }
+}
+
+/// The response for a denied request: the policy's status, body and
+/// headers; the reason stays in the log.
+fn denied(decision: Decision) -> Response<ProxyBody> {
+    let status = StatusCode::from_u16(decision.http_status).unwrap_or(StatusCode::FORBIDDEN);
+    let body = decision
+        .body
+        .map(Bytes::from)
+        .unwrap_or_else(|| Bytes::from_static(b"usher: request denied by policy\n"));
+    let mut resp = text(status, body);
+    let has_type = decision.headers.iter().any(|(n, _)| n == CONTENT_TYPE);
+    if has_type {
+        resp.headers_mut().remove(CONTENT_TYPE);
+    }
+    append_headers(resp.headers_mut(), &decision.headers);
+    append_headers(resp.headers_mut(), &decision.response_headers_to_add);
+    resp
+}
+
+fn log_decision(
+    conn: &InboundConn,
+    parts: &http::request::Parts,
+    decision: &Decision,
+    revision: &str,
+    mode: PolicyMode,
+    allow_sample_rate: f64,
+) {
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mode = match mode {
+        PolicyMode::Enforce => "enforce",
+        PolicyMode::Audit => "audit",
+    };
+    if decision.allowed {
+        if allow_sample_rate >= 1.0
+            || (allow_sample_rate > 0.0 && fastrand::f64() < allow_sample_rate)
+        {
+            tracing::info!(
+                target: "usher::decision",
+                principal = %conn.peer,
+                method = %parts.method,
+                path,
+                decision = "allow",
+                mode,
+                revision,
+                eval_us = decision.eval_micros,
+                "decision"
+            );
+        }
+    } else {
+        tracing::warn!(
+            target: "usher::decision",
+            principal = %conn.peer,
+            method = %parts.method,
+            path,
+            decision = "deny",
+            mode,
+            reason = decision.reason.as_deref().unwrap_or("policy denied"),
+            status = decision.http_status,
+            revision,
+            eval_us = decision.eval_micros,
+            "decision"
+        );
+    }
+}
+
+/// The authorization step of the stack: on when a policy is configured,
+/// a plain pass-through (no boxing, no lookups) when not.
+#[derive(Clone)]
+pub enum MaybeAuthorize<S> {
+    On(Authorize<S>),
+    Off(S),
+}
+
+impl<S> tower::Service<Request<RequestBody>> for MaybeAuthorize<S>
+where
+    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = futures_util::future::Either<BoxFuture, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        match self {
+            MaybeAuthorize::On(a) => a.poll_ready(cx),
+            MaybeAuthorize::Off(s) => s.poll_ready(cx),
+        }
+    }
+
+    fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
+        match self {
+            MaybeAuthorize::On(a) => futures_util::future::Either::Left(a.call(req)),
+            MaybeAuthorize::Off(s) => futures_util::future::Either::Right(s.call(req)),
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! `usher policy check | eval | test`: work on Rego policies without a sidecar.
+
+use std::path::PathBuf;
+
+use clap::{Subcommand, ValueEnum};
+use usher_policy::{Limits, Policy, PolicySource, RegoVersion, DEFAULT_QUERY};
+
+use super::CliError;
+
+#[derive(Clone, Copy, Debug, Default, ValueEnum)]
+pub enum RegoVersionArg {
+    V0,
+    #[default]
+    V1,
+}
+
+impl From<RegoVersionArg> for RegoVersion {
+    fn from(v: RegoVersionArg) -> RegoVersion {
+        match v {
+            RegoVersionArg::V0 => RegoVersion::V0,
+            RegoVersionArg::V1 => RegoVersion::V1,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Parse and compile Rego files; print each error as file:line:col.
+    #[command(
+        after_help = "Example:\n  usher policy check authz.rego roles.rego\n\nExit status 1 when any file has an error."
+    )]
+    Check {
+        /// Rego files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Rego syntax: v1 (default) or v0 for older OPA policies.
+        #[arg(long, value_enum, default_value_t = RegoVersionArg::V1)]
+        rego_version: RegoVersionArg,
+    },
+    /// Evaluate a policy against an input document and print the decision
+    /// as usher would apply it, with the raw result.
+    #[command(
+        after_help = "Example:\n  usher policy eval --policy authz.rego --data roles.json --input request.json\n\n\
+The input has the OPA-Envoy shape (input.attributes.source.principal, input.attributes.request.http...)."
+    )]
+    Eval {
+        /// Rego files.
+        #[arg(long = "policy", required = true, value_name = "FILE")]
+        policies: Vec<PathBuf>,
+        /// JSON or YAML data files, merged under `data`.
+        #[arg(long = "data", value_name = "FILE")]
+        data: Vec<PathBuf>,
+        /// The input document (JSON).
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+        /// The rule that decides.
+        #[arg(long, default_value = DEFAULT_QUERY, value_name = "Q")]
+        query: String,
+        #[arg(long, value_enum, default_value_t = RegoVersionArg::V1)]
+        rego_version: RegoVersionArg,
+    },
+    /// Run every `test_*` rule in the given files and folders, like `opa test`.
+    #[command(after_help = "Example:\n  usher policy test examples/policies/\n\n\
+Loads .rego files (folders recursively) and .json/.yaml data files; prints PASS/FAIL per\n\
+test and a summary; exit status 1 on any failure or error.")]
+    Test {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = RegoVersionArg::V1)]
+        rego_version: RegoVersionArg,
+    },
+}
+
+pub fn run(cmd: PolicyCommand) -> Result<(), CliError> {
+    match cmd {
+        PolicyCommand::Check {
+            files,
+            rego_version,
+        } => match usher_policy::check_files(&files, rego_version.into()) {
+            Ok(()) => {
+                println!("{} file(s) OK", files.len());
+                Ok(())
+            }
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                Err(CliError::Failed(format!("{} error(s)", errors.len())))
+            }
+        },
+        PolicyCommand::Eval {
+            policies,
+            data,
+            input,
+            query,
+            rego_version,
+        } => {
+            let source = PolicySource::from_files(&policies, &data).map_err(policy_err)?;
+            let policy = Policy::compile(&source, &query, rego_version.into(), Limits::default())
+                .map_err(policy_err)?;
+            let text = std::fs::read_to_string(&input).map_err(|e| {
+                CliError::Usage(format!("{}: cannot read the input: {e}", input.display()))
+            })?;
+            let input: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| CliError::Usage(format!("{}: not JSON: {e}", input.display())))?;
+            let result = policy.evaluate_json(&input).map_err(policy_err)?;
+            let decision = policy.decide_json(&input);
+            let header_map = |h: &[(http::HeaderName, http::HeaderValue)]| {
+                h.iter()
+                    .map(|(n, v)| {
+                        serde_json::json!([n.as_str(), String::from_utf8_lossy(v.as_bytes())])
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let out = serde_json::json!({
+                "allowed": decision.allowed,
+                "http_status": decision.http_status,
+                "body": decision.body,
+                "headers": header_map(&decision.headers),
+                "response_headers_to_add": header_map(&decision.response_headers_to_add),
+                "request_headers_to_remove": decision.request_headers_to_remove.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
+                "reason": decision.reason,
+                "eval_us": decision.eval_micros,
+                "query": query,
+                "result": result,
+                "revision": policy.revision(),
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&out).unwrap_or_else(|_| out.to_string())
+            );
+            Ok(())
+        }
+        PolicyCommand::Test {
+            paths,
+            rego_version,
+        } => {
+            let report =
+                usher_policy::testing::run(&paths, rego_version.into()).map_err(policy_err)?;
+            print!("{report}");
+            if report.passed() {
+                Ok(())
+            } else {
+                Err(CliError::Failed("some policy tests failed".into()))
+            }
+        }
+    }
+}
+
+fn policy_err(e: usher_policy::PolicyError) -> CliError {
+    CliError::Failed(e.to_string())
+}
