@@ -860,7 +860,7 @@ fn bounded_range(args: &[Value], stepped: bool) -> anyhow::Result<Value> {
     };
     let span = u64::try_from(i128::from(b).abs_diff(i128::from(a))).unwrap_or(u64::MAX);
     let step_u = step.unsigned_abs();
-    let count = span / step_u + 1;
+    let count = (span / step_u).saturating_add(1);
     if count > MAX_RANGE_ELEMENTS {
         anyhow::bail!("{name}: {count} elements exceed usher's limit of {MAX_RANGE_ELEMENTS}");
     }

@@ -389,6 +389,9 @@ impl Policy {
             return Err(PolicyError::Compile("no policy file".into()));
         }
         let (mut engine, scan) = build_engine(source, version, limits.eval_timeout)?;
+        // `print` in a policy: gathered (and dropped after each evaluation),
+        // not written to stderr under a lock on every request.
+        engine.set_gather_prints(true);
         let query_err = |e: anyhow::Error| match regorus_error(&e, "") {
             located @ PolicyError::Located { .. } => located,
             other => PolicyError::Query {
@@ -667,6 +670,7 @@ impl Evaluator {
                 engine.set_input(input);
                 let r = engine.eval_rule(query.to_string());
                 engine.set_input(Value::Null);
+                let _ = engine.take_prints();
                 r.map_err(|e| {
                     let limit = matches!(
                         e.downcast_ref::<LimitError>(),

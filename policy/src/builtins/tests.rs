@@ -744,4 +744,7 @@ stepped := numbers.range_step(0, 10, 5)
         .unwrap();
     let e = engine.eval_rule("data.t.huge".into()).unwrap_err();
     assert!(format!("{e:#}").contains("exceed usher's limit"), "{e:#}");
+    // The widest range there is: refused, not overflowed into an empty one.
+    let r = bounded_range(&[Value::from(i64::MIN), Value::from(i64::MAX)], false);
+    assert!(r.is_err());
 }

@@ -635,3 +635,14 @@ fn input_of_one_request_does_not_leak_into_the_next() {
         assert!(!p.evaluate(&request(&without, "GET", "/", None)).allowed);
     }
 }
+
+#[test]
+fn print_does_not_pile_up() {
+    let p = compile("package usher.authz\nallow if {\n    print(\"checking\", input.attributes.request.http.method)\n    true\n}\n")
+        .unwrap()
+        .with_interpreter();
+    let h = HeaderMap::new();
+    for _ in 0..3 {
+        assert!(p.evaluate(&request(&h, "GET", "/", None)).allowed);
+    }
+}
