@@ -571,3 +571,23 @@ decision := {"allowed": true, "headers": {
         "usher gives the request an id"
     );
 }
+
+#[tokio::test]
+async fn rego_v0_policies_run_with_rego_version_v0() {
+    let policy = format!(
+        "package usher.authz\n\ndefault allow = false\n\nallow {{\n    input.attributes.source.principal == \"{}\"\n}}\n",
+        id("a")
+    );
+    let app = Backend::start().await;
+    let config = format!("{POLICY}  rego_version: v0\n");
+    let mesh = Mesh::start_with(app.addr, &[("authz.rego", &policy)], &config).await;
+    assert_eq!(
+        get1(mesh.a.addrs.outbound, "b", "/headers").await.0,
+        StatusCode::OK
+    );
+    let c = mesh.client("c").await;
+    assert_eq!(
+        get1(c.addrs.outbound, "b", "/headers").await.0,
+        StatusCode::FORBIDDEN
+    );
+}
