@@ -178,9 +178,9 @@ async fn app_down_gives_a_quick_503_without_addresses() {
         !body.contains("127.0.0.1") && !body.contains(&dead.port().to_string()),
         "{body}"
     );
-    // Not a timing assertion on speed, only that the 1 s connect timeout
+    // Not a timing assertion on speed, only that the 10 s connect timeout
     // was not what answered: a refused connection fails at once.
-    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
 #[tokio::test]

@@ -487,7 +487,7 @@ async fn broken_policy_is_refused_and_the_old_one_stays_in_force() {
     let admin = mesh.b.addrs.admin;
     let refused = wait_until(Duration::from_secs(15), || async move {
         let (_, body) = get1(admin, "admin", "/policy").await;
-        json(&body)["reload_failures"] == 1
+        json(&body)["reload_failures"].as_u64().unwrap_or(0) >= 1
     })
     .await;
     assert!(refused, "the reload failure is counted");

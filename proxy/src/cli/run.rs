@@ -1,9 +1,9 @@
 //! `usher run --config FILE`.
 
 use std::path::Path;
-
 use std::sync::Arc;
 
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
 use super::{runtime, CliError};
@@ -17,6 +17,9 @@ pub fn run(path: &Path) -> Result<(), CliError> {
     init_json_logs();
     let rt = runtime(config.runtime.workers)?;
     rt.block_on(async {
+        // Handlers first: a signal that arrives once "usher ready" is logged
+        // must drain, not kill the process with the default action.
+        let signals = Signals::install()?;
         let sidecar = Sidecar::start(&config).await?;
         tracing::info!(
             service = %config.service,
@@ -26,7 +29,7 @@ pub fn run(path: &Path) -> Result<(), CliError> {
             admin = %sidecar.addrs.admin,
             "usher ready"
         );
-        let signal = wait_for_signal(sidecar.policy.clone()).await?;
+        let signal = signals.wait(sidecar.policy.clone()).await;
         tracing::info!(signal, drain_timeout = ?config.shutdown.drain_timeout, "draining");
         match sidecar.shutdown(config.shutdown.drain_timeout).await {
             DrainOutcome::Complete => tracing::info!("drained; exiting"),
@@ -49,27 +52,41 @@ fn init_json_logs() {
         .try_init();
 }
 
-/// Waits for SIGTERM or SIGINT; SIGHUP reloads the policy meanwhile.
-async fn wait_for_signal(policy: Option<Arc<PolicyStore>>) -> Result<&'static str, CliError> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let err = |e: std::io::Error| CliError::Runtime(format!("cannot install signal handlers: {e}"));
-    let mut term = signal(SignalKind::terminate()).map_err(err)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(err)?;
-    let mut hup = signal(SignalKind::hangup()).map_err(err)?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok("SIGTERM"),
-            _ = int.recv() => return Ok("SIGINT"),
-            _ = hup.recv() => match &policy {
-                Some(store) => {
-                    let store = store.clone();
-                    let outcome = tokio::task::spawn_blocking(move || store.reload("SIGHUP")).await;
-                    if let Ok(ReloadOutcome::Unchanged) = outcome {
-                        tracing::info!("SIGHUP: policy unchanged");
+/// The signals usher acts on.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, CliError> {
+        let err =
+            |e: std::io::Error| CliError::Runtime(format!("cannot install signal handlers: {e}"));
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).map_err(err)?,
+            int: signal(SignalKind::interrupt()).map_err(err)?,
+            hup: signal(SignalKind::hangup()).map_err(err)?,
+        })
+    }
+
+    /// Waits for SIGTERM or SIGINT; SIGHUP reloads the policy meanwhile.
+    async fn wait(mut self, policy: Option<Arc<PolicyStore>>) -> &'static str {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return "SIGTERM",
+                _ = self.int.recv() => return "SIGINT",
+                _ = self.hup.recv() => match &policy {
+                    Some(store) => {
+                        let store = store.clone();
+                        let outcome = tokio::task::spawn_blocking(move || store.reload("SIGHUP")).await;
+                        if let Ok(ReloadOutcome::Unchanged) = outcome {
+                            tracing::info!("SIGHUP: policy unchanged");
+                        }
                     }
-                }
-                None => tracing::info!("SIGHUP: no policy configured, nothing to reload"),
-            },
+                    None => tracing::info!("SIGHUP: no policy configured, nothing to reload"),
+                },
+            }
         }
     }
 }

@@ -75,7 +75,7 @@ pub fn write_config(
 ) -> PathBuf {
     let mut yaml = format!(
         "service: test\nidentity:\n  cert: {c}/cert.pem\n  key: {c}/key.pem\n  bundle: {c}/bundle.pem\n\
-inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  app_connect_timeout: 1s\n\
+inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  app_connect_timeout: 10s\n\
 admin:\n  listen: 127.0.0.1:0\n\
 outbound:\n  listen: 127.0.0.1:0\n  connect_timeout: 2s\n  routes:\n",
         c = certs.display()
