@@ -30,7 +30,6 @@ use crate::authz::{Authorize, AuthzShared, MaybeAuthorize};
 use crate::body::RequestBody;
 use crate::connect::{classify, Hop};
 use crate::forward::Upstream;
-use crate::headers;
 use crate::respond::{ProxyBody, ProxyError};
 
 /// One accepted, verified mTLS connection: the target every inbound layer
@@ -115,8 +114,14 @@ impl tower::Service<Request<RequestBody>> for ToApp {
         Box::pin(async move {
             // Keep the caller's authority for the app (virtual hosting);
             // the connector always dials the configured app address.
-            let authority = headers::authority(&req)
-                .and_then(|a| a.parse::<Authority>().ok())
+            // HTTP/2 carries the caller's authority in the URI (kept, a
+            // cheap clone); HTTP/1 carries it in Host, which goes on as is,
+            // so the URI only needs the app's (pre-parsed, no per-request
+            // parsing) for the pool.
+            let authority = req
+                .uri()
+                .authority()
+                .cloned()
                 .unwrap_or_else(|| shared.app_authority.clone());
             match shared.upstream.forward(req, Scheme::HTTP, authority).await {
                 Ok(resp) => Ok(resp.map(ProxyBody::Left)),

@@ -54,12 +54,18 @@ impl Outbound {
     async fn proxy(&self, mut req: Request<Incoming>) -> Result<Response<Incoming>, ProxyError> {
         let authority = headers::authority(&req).ok_or(ProxyError::MissingHost)?;
         let host = headers::host_of(authority);
-        if self.routes.get(host).is_none() {
+        let Some(route) = self.routes.get(host) else {
             let mut host: String = host.chars().take(253).collect();
             host.make_ascii_lowercase();
             return Err(ProxyError::NoRoute { host });
-        }
-        let authority: Authority = authority.parse().map_err(|_| ProxyError::MissingHost)?;
+        };
+        // The URI's authority (HTTP/2, absolute-form) is kept; an HTTP/1
+        // request's Host goes on as is, and the route's pre-parsed authority
+        // keys the connection pool (no per-request parsing).
+        let authority: Authority = match req.uri().authority() {
+            Some(a) => a.clone(),
+            None => route.authority.clone(),
+        };
         // The app is inside the trust boundary, but identity headers are
         // only ever set by the receiving sidecar.
         headers::strip_spoofable(req.headers_mut());

@@ -16,6 +16,9 @@ use crate::identity::{client_config, Alpn, CertStore, TlsError};
 #[derive(Debug)]
 pub struct Route {
     pub host: String,
+    /// `host` as a URI authority: the connection pool's key for HTTP/1
+    /// requests to this route.
+    pub authority: http::uri::Authority,
     pub address: String,
     pub identity: SpiffeId,
     /// Sent as SNI and used as the session-resumption key; not verified
@@ -63,8 +66,12 @@ impl RouteTable {
             let server_name = ServerName::try_from(rc.host.clone()).map_err(|_| {
                 TlsError::Rustls(rustls::Error::General(format!("bad host {}", rc.host)))
             })?;
+            let authority = rc.host.parse().map_err(|_| {
+                TlsError::Rustls(rustls::Error::General(format!("bad host {}", rc.host)))
+            })?;
             let route = Route {
                 host: rc.host.clone(),
+                authority,
                 address: rc.address.clone(),
                 identity: rc.identity.clone(),
                 server_name,
