@@ -438,7 +438,7 @@ if [ ${#extras[@]} -gt 0 ] && grep -qE '^tls:' "${extras[@]}"; then
     kx_usher="as set by the extra config's tls section"
 fi
 MESH_KX="usher $kx_usher"
-MESH_WORKERS="default (runtime.workers: 1, one thread)"
+MESH_WORKERS="default (runtime.workers: 2)"
 if [ ${#extras[@]} -gt 0 ] && grep -qE '^runtime:' "${extras[@]}"; then
     MESH_WORKERS="as set by the extra config ($(grep -hA1 '^runtime:' "${extras[@]}" | tr -s ' \n' ' '))"
 fi

@@ -115,10 +115,10 @@ impl Default for DecisionLogConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeConfig {
-    /// Worker threads. 1 (the default) runs everything on one thread: a
-    /// sidecar shares its pod's CPU with the app, and one thread avoids
-    /// cross-thread wake-ups and work stealing; raise it for a sidecar that
-    /// must carry more than one core's worth of traffic.
+    /// Worker threads (default 2, like Istio's Envoy sidecars). 1 runs
+    /// everything on one current-thread runtime, which can be cheaper per
+    /// request on an idle node; 2 gave lower p99 latency and equal or lower
+    /// CPU per request in the mesh benchmark (BENCHMARKS.md).
     #[serde(default = "defaults::workers", deserialize_with = "de::workers")]
     pub workers: usize,
 }
@@ -297,7 +297,7 @@ mod defaults {
         true
     }
     pub fn workers() -> usize {
-        1
+        2
     }
     pub fn policy_query() -> String {
         "data.usher.authz.allow".to_string()

@@ -490,10 +490,10 @@ fn display_without_a_key_has_no_key_part() {
 }
 
 #[test]
-fn runtime_workers_default_to_one_and_are_bounded() {
-    assert_eq!(parse(MINIMAL).unwrap().runtime.workers, 1);
-    let two = parse(&format!("{MINIMAL}runtime:\n  workers: 2\n")).unwrap();
-    assert_eq!(two.runtime.workers, 2);
+fn runtime_workers_default_to_two_and_are_bounded() {
+    assert_eq!(parse(MINIMAL).unwrap().runtime.workers, 2);
+    let one = parse(&format!("{MINIMAL}runtime:\n  workers: 1\n")).unwrap();
+    assert_eq!(one.runtime.workers, 1);
     for bad in ["0", "257", "-1", "many"] {
         let shown = error(
             &format!("{MINIMAL}runtime:\n  workers: {bad}\n"),
