@@ -567,3 +567,19 @@ fn policy_section_errors_name_the_key() {
         assert!(shown.contains(says), "{yaml}: {shown}");
     }
 }
+
+#[test]
+fn the_example_config_in_examples_parses() {
+    // examples/usher.yaml documents every key: keep it loadable.
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/usher.yaml"
+    ));
+    let text = std::fs::read_to_string(path).unwrap();
+    let cfg = Config::parse(&text, path, Path::new("/etc/usher")).unwrap();
+    assert_eq!(cfg.service, "orders");
+    assert_eq!(cfg.outbound.routes.len(), 1);
+    assert_eq!(cfg.runtime.workers, 2);
+    let policy = cfg.policy.expect("the example shows a policy section");
+    assert_eq!(policy.files, [Path::new("/etc/usher/authz.rego")]);
+}
