@@ -1,5 +1,6 @@
-//! The admin listener: `/live`, `/ready` and a read-only view of the
-//! current identity. Plain HTTP; keep it on loopback.
+//! The admin listener: `/live`, `/ready`, `/metrics` (Prometheus text),
+//! read-only views of the current identity and policy, and `/logging` to
+//! read or change the log filter. Plain HTTP; keep it on loopback.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +12,11 @@ use hyper::body::Incoming;
 use usher_ca::SpiffeId;
 
 use crate::authz::PolicyStore;
+use http_body_util::BodyExt as _;
+
 use crate::respond::{text, ProxyBody};
+use crate::telemetry::logs::{self, LogLevelError};
+use crate::telemetry::Metrics;
 
 fn json(body: String) -> Response<ProxyBody> {
     let mut resp = text(StatusCode::OK, body);
@@ -30,6 +35,7 @@ pub struct AdminState {
     pub spiffe_id: SpiffeId,
     pub not_after: SystemTime,
     pub policy: Option<Arc<PolicyStore>>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AdminState {
@@ -38,6 +44,7 @@ impl AdminState {
         spiffe_id: SpiffeId,
         not_after: SystemTime,
         policy: Option<Arc<PolicyStore>>,
+        metrics: Arc<Metrics>,
     ) -> Arc<AdminState> {
         Arc::new(AdminState {
             ready: AtomicBool::new(false),
@@ -45,6 +52,7 @@ impl AdminState {
             spiffe_id,
             not_after,
             policy,
+            metrics,
         })
     }
 
@@ -57,10 +65,16 @@ impl AdminState {
     }
 }
 
+/// The longest `/logging` body accepted.
+const MAX_FILTER_BODY: usize = 4096;
+
 pub async fn handle(
     state: Arc<AdminState>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    if req.uri().path() == "/logging" {
+        return Ok(logging(req).await);
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"));
     }
@@ -68,6 +82,14 @@ pub async fn handle(
         "/live" => text(StatusCode::OK, "live\n"),
         "/ready" if state.is_ready() => text(StatusCode::OK, "ready\n"),
         "/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        "/metrics" => {
+            let mut resp = text(StatusCode::OK, state.metrics.encode());
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            resp
+        }
         "/identity" => {
             let body = serde_json::json!({
                 "service": state.service,
@@ -85,7 +107,45 @@ pub async fn handle(
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found; try /live, /ready, /identity or /policy\n",
+            "not found; try /live, /ready, /metrics, /identity, /policy or /logging\n",
         ),
     })
+}
+
+/// `GET /logging`: the filter in force. `PUT /logging` with a body such as
+/// `debug` or `info,usher=debug` (or `POST /logging?level=debug`, as
+/// Envoy's admin does) replaces it.
+async fn logging(req: Request<Incoming>) -> Response<ProxyBody> {
+    let result = match *req.method() {
+        Method::GET | Method::HEAD => logs::current(),
+        Method::PUT | Method::POST => {
+            let from_query = req.uri().query().and_then(|q| {
+                q.split('&')
+                    .find_map(|kv| kv.strip_prefix("level="))
+                    .map(str::to_owned)
+            });
+            let directives = match from_query {
+                Some(level) => level,
+                None => {
+                    let limited = http_body_util::Limited::new(req.into_body(), MAX_FILTER_BODY);
+                    match limited.collect().await {
+                        Ok(body) => String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+                        Err(_) => {
+                            return text(
+                                StatusCode::PAYLOAD_TOO_LARGE,
+                                "the log filter must be under 4 KiB\n",
+                            )
+                        }
+                    }
+                }
+            };
+            logs::set(&directives)
+        }
+        _ => return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+    };
+    match result {
+        Ok(filter) => text(StatusCode::OK, format!("{filter}\n")),
+        Err(e @ LogLevelError::Invalid(_)) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+        Err(e @ LogLevelError::Unavailable) => text(StatusCode::NOT_IMPLEMENTED, format!("{e}\n")),
+    }
 }

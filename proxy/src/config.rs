@@ -35,7 +35,13 @@ pub struct Config {
     /// valid mesh certificate is let through.
     #[serde(default)]
     pub policy: Option<PolicyConfig>,
+    /// Spans, access log, metric label bounds. Metrics are always on.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
 }
+
+mod telemetry;
+pub use telemetry::{OtlpConfig, OtlpProtocol, TelemetryConfig};
 
 /// `policy:`: which Rego files decide, and how.
 #[derive(Clone, Debug, Deserialize)]

@@ -81,3 +81,43 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     }
     out
 }
+
+/// Why a TLS handshake failed, as a metric label: a fixed, small set.
+pub fn tls_failure_reason(err: &io::Error) -> &'static str {
+    use rustls::{CertificateError, Error as TlsErr};
+    if err.kind() == io::ErrorKind::TimedOut {
+        return "timeout";
+    }
+    let Some(tls) = err.get_ref().and_then(|e| e.downcast_ref::<TlsErr>()) else {
+        return match err.kind() {
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe => "closed",
+            io::ErrorKind::InvalidData => "protocol",
+            _ => "io",
+        };
+    };
+    match tls {
+        TlsErr::NoCertificatesPresented => "no_client_cert",
+        TlsErr::InvalidCertificate(c) => match c {
+            CertificateError::UnknownIssuer => "unknown_ca",
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired",
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "not_yet_valid"
+            }
+            CertificateError::Revoked => "revoked",
+            CertificateError::Other(other)
+                if other.0.downcast_ref::<IdentityMismatch>().is_some() =>
+            {
+                "identity_mismatch"
+            }
+            _ => "bad_certificate",
+        },
+        TlsErr::AlertReceived(_) => "alert_received",
+        TlsErr::PeerIncompatible(_) | TlsErr::NoApplicationProtocol => "incompatible",
+        TlsErr::InvalidMessage(_)
+        | TlsErr::InappropriateMessage { .. }
+        | TlsErr::InappropriateHandshakeMessage { .. } => "protocol",
+        _ => "other",
+    }
+}

@@ -21,6 +21,7 @@ pub mod outbound;
 pub mod respond;
 pub mod serve;
 pub mod sidecar;
+pub mod telemetry;
 
 pub use config::Config;
 pub use sidecar::{BoundAddrs, DrainOutcome, Sidecar, StartError};

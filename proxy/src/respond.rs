@@ -10,6 +10,8 @@ use http::{Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
+use crate::telemetry::ErrorKind;
+
 /// The body of every response usher produces: either a streamed upstream
 /// body or a small generated one. An enum, not a box: no allocation.
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
@@ -69,11 +71,29 @@ impl ProxyError {
         }
     }
 
+    /// A short, stable name for the failure: `error.type` on spans, the
+    /// `error` field of the access log.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProxyError::MissingHost => "missing_host",
+            ProxyError::NoRoute { .. } => "no_route",
+            ProxyError::AppUnavailable { .. } => "app_unavailable",
+            ProxyError::AppFailed { .. } => "app_failed",
+            ProxyError::PeerUnavailable { .. } => "peer_unavailable",
+            ProxyError::PeerIdentityMismatch(_) => "peer_identity_mismatch",
+            ProxyError::PeerTls { .. } => "peer_tls",
+            ProxyError::PeerFailed { .. } => "peer_failed",
+        }
+    }
+
     pub fn into_response(self) -> Response<ProxyBody> {
         let status = self.status();
+        let kind = self.kind();
         let mut body = self.public_message();
         body.push('\n');
-        text(status, body)
+        let mut resp = text(status, body);
+        resp.extensions_mut().insert(ErrorKind(kind));
+        resp
     }
 }
 

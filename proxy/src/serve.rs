@@ -19,8 +19,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::respond::ProxyBody;
-
 /// Stop signal and the set of live connection tasks, shared by listeners.
 #[derive(Clone, Default)]
 pub struct Lifecycle {
@@ -72,7 +70,7 @@ pub async fn accept_loop<H, F>(
 
 /// Serves HTTP/1.1 or HTTP/2 (detected) on `io` until the peer closes or
 /// shutdown asks the connection to finish.
-pub async fn serve_http<I, S, Fut>(
+pub async fn serve_http<I, S, Fut, B>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
     service: S,
@@ -80,7 +78,9 @@ pub async fn serve_http<I, S, Fut>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
+    Fut: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let service = hyper::service::service_fn(service);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);

@@ -15,11 +15,13 @@ use tower::ServiceExt;
 use crate::admin::{self, AdminState};
 use crate::authz::{spawn_watcher, AuthzShared, PolicyStore};
 use crate::config::Config;
+use crate::connect::tls_failure_reason;
 use crate::forward::Upstream;
 use crate::identity::{self, Alpn, CertStore, IdentityError, TlsError};
 use crate::inbound::{self, AppConnector, Inbound, InboundConn};
 use crate::outbound::{Outbound, PeerConnector, RouteTable};
 use crate::serve::{accept_loop, http_builder, serve_http, Lifecycle};
+use crate::telemetry::{ConnMetrics, Direction, Telemetry};
 
 /// How long a peer may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,6 +36,8 @@ pub enum StartError {
     Policy(#[from] usher_policy::PolicyError),
     #[error("policy: cannot watch the policy files: {0}")]
     Watch(#[from] notify::Error),
+    #[error("{0}")]
+    Telemetry(#[from] crate::telemetry::trace::ExporterError),
     #[error("cannot listen on {addr} ({key}): {source}")]
     Bind {
         key: &'static str,
@@ -57,6 +61,7 @@ pub struct Sidecar {
     pub policy: Option<Arc<PolicyStore>>,
     pub admin: Arc<AdminState>,
     pub certs: Arc<CertStore>,
+    pub telemetry: Arc<Telemetry>,
     life: Lifecycle,
     admin_life: Lifecycle,
 }
@@ -119,15 +124,27 @@ impl Sidecar {
 
         let life = Lifecycle::default();
         let admin_life = Lifecycle::default();
+        let telemetry = Telemetry::start(
+            &config.telemetry,
+            &config.service,
+            loaded.spiffe_id.as_str(),
+        )?;
+        telemetry.metrics.set_cert_expiry(loaded.not_after);
         let state = AdminState::new(
             config.service.clone(),
             loaded.spiffe_id.clone(),
             loaded.not_after,
             policy.clone(),
+            telemetry.metrics.clone(),
         );
-        let authz = policy
-            .as_ref()
-            .map(|store| AuthzShared::new(store.clone(), loaded.spiffe_id.clone(), addrs.inbound));
+        let authz = policy.as_ref().map(|store| {
+            AuthzShared::new(
+                store.clone(),
+                loaded.spiffe_id.clone(),
+                addrs.inbound,
+                telemetry.metrics.clone(),
+            )
+        });
         if let (Some(store), Some(p)) = (&policy, &config.policy) {
             if p.watch {
                 spawn_watcher(store.clone(), life.shutdown.clone())?;
@@ -147,6 +164,7 @@ impl Sidecar {
             own_id: loaded.spiffe_id.clone(),
             shared: inbound,
             authz,
+            telemetry: telemetry.clone(),
             builder: builder.clone(),
             shutdown: life.shutdown.clone(),
         });
@@ -159,13 +177,15 @@ impl Sidecar {
 
         // Outbound: plain HTTP from the app → route → mTLS to the peer.
         let timeout = config.outbound.connect_timeout;
+        let metrics = &telemetry.metrics;
         let outbound = Outbound::new(
             routes.clone(),
             Upstream::new(
-                PeerConnector::new(routes.clone(), Alpn::Http1, timeout),
-                PeerConnector::new(routes, Alpn::H2, timeout),
+                PeerConnector::new(routes.clone(), Alpn::Http1, timeout, metrics.clone()),
+                PeerConnector::new(routes, Alpn::H2, timeout, metrics.clone()),
                 life.tasks.clone(),
             ),
+            telemetry.clone(),
         );
         {
             let life2 = life.clone();
@@ -179,7 +199,10 @@ impl Sidecar {
                     let builder = builder.clone();
                     let shutdown = life2.shutdown.clone();
                     async move {
-                        let svc = move |req| outbound.clone().handle(req, remote);
+                        let metrics = &outbound.telemetry().metrics;
+                        let _open = metrics.connection_opened(Direction::Outbound);
+                        let conn = Arc::new(ConnMetrics::new(metrics.clone(), Direction::Outbound));
+                        let svc = move |req| outbound.clone().handle(req, remote, conn.clone());
                         serve_http(&builder, tcp, svc, &shutdown).await;
                     }
                 },
@@ -212,6 +235,7 @@ impl Sidecar {
             policy,
             admin: state,
             certs,
+            telemetry,
             life,
             admin_life,
         })
@@ -227,6 +251,8 @@ impl Sidecar {
             Ok(()) => DrainOutcome::Complete,
             Err(_) => DrainOutcome::TimedOut,
         };
+        // Spans of the drained requests still go out, briefly.
+        self.telemetry.shutdown(Duration::from_secs(2)).await;
         self.admin_life.shutdown.cancel();
         self.admin_life.tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(1), self.admin_life.tasks.wait()).await;
@@ -240,31 +266,48 @@ struct InboundListener {
     own_id: usher_ca::SpiffeId,
     shared: Arc<Inbound>,
     authz: Option<Arc<AuthzShared>>,
+    telemetry: Arc<Telemetry>,
     builder: Arc<hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>>,
     shutdown: tokio_util::sync::CancellationToken,
 }
 
 async fn serve_inbound(tcp: TcpStream, remote: SocketAddr, listener: Arc<InboundListener>) {
     let acceptor = &listener.acceptor;
+    let metrics = &listener.telemetry.metrics;
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
-            tracing::warn!(direction = "inbound", %remote, reason = %e, "TLS handshake refused");
+            let reason = tls_failure_reason(&e);
+            metrics.handshake_failed(Direction::Inbound, reason);
+            tracing::warn!(direction = "inbound", %remote, reason, error = %e, "TLS handshake refused");
             return;
         }
         Err(_) => {
+            metrics.handshake_failed(Direction::Inbound, "timeout");
             tracing::warn!(direction = "inbound", %remote, reason = "timeout", "TLS handshake refused");
             return;
         }
     };
     // The verifier already required a SPIFFE ID; this reads the same leaf.
     let Some(peer) = identity::peer_identity(tls.get_ref().1) else {
-        tracing::warn!(direction = "inbound", %remote, reason = "no SPIFFE ID", "TLS handshake refused");
+        metrics.handshake_failed(Direction::Inbound, "no_spiffe_id");
+        tracing::warn!(direction = "inbound", %remote, reason = "no_spiffe_id", "TLS handshake refused");
         return;
     };
     tracing::debug!(direction = "inbound", %remote, %peer, "peer connected");
-    let conn = Arc::new(InboundConn::new(&listener.own_id, peer, remote));
-    let stack = inbound::stack(conn, listener.shared.clone(), listener.authz.as_ref());
+    let _open = metrics.connection_opened(Direction::Inbound);
+    let conn = Arc::new(InboundConn::new(
+        &listener.own_id,
+        peer,
+        remote,
+        &listener.telemetry,
+    ));
+    let stack = inbound::stack(
+        conn,
+        listener.shared.clone(),
+        listener.authz.as_ref(),
+        &listener.telemetry,
+    );
     let svc = move |req: http::Request<hyper::body::Incoming>| {
         stack
             .clone()

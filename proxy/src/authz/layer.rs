@@ -22,6 +22,7 @@ use crate::body::RequestBody;
 use crate::config::PolicyMode;
 use crate::inbound::InboundConn;
 use crate::respond::{text, ProxyBody};
+use crate::telemetry::{Metrics, PolicyVerdict};
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -32,6 +33,7 @@ pub struct AuthzShared {
     /// The inbound listener's address: `destination.address`.
     pub local_addr: SocketAddr,
     ids: RequestIds,
+    metrics: Arc<Metrics>,
 }
 
 impl AuthzShared {
@@ -39,12 +41,14 @@ impl AuthzShared {
         store: Arc<PolicyStore>,
         own_id: SpiffeId,
         local_addr: SocketAddr,
+        metrics: Arc<Metrics>,
     ) -> Arc<AuthzShared> {
         Arc::new(AuthzShared {
             store,
             own_id,
             local_addr,
             ids: RequestIds::new(),
+            metrics,
         })
     }
 }
@@ -173,13 +177,20 @@ where
                 shared.store.config().decision_log.allow_sample_rate,
             );
             drop(loaded);
+            shared
+                .metrics
+                .policy_decision(mode == PolicyMode::Audit, decision.allowed);
 
             if !decision.allowed {
                 if mode == PolicyMode::Enforce {
-                    return Ok(denied(decision));
+                    let mut resp = denied(decision);
+                    resp.extensions_mut().insert(PolicyVerdict::Deny);
+                    return Ok(resp);
                 }
                 // Audit: the request goes on untouched, as if no policy ran.
-                return inner.call(Request::from_parts(parts, body)).await;
+                let mut resp = inner.call(Request::from_parts(parts, body)).await?;
+                resp.extensions_mut().insert(PolicyVerdict::AuditDeny);
+                return Ok(resp);
             }
             for name in &decision.request_headers_to_remove {
                 parts.headers.remove(name);

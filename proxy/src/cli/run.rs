@@ -4,7 +4,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
-use tracing_subscriber::EnvFilter;
 
 use super::{runtime, CliError};
 use crate::authz::{PolicyStore, ReloadOutcome};
@@ -14,7 +13,7 @@ use crate::sidecar::{DrainOutcome, Sidecar};
 pub fn run(path: &Path) -> Result<(), CliError> {
     // Validate everything before binding anything.
     let config = Config::load(path)?;
-    init_json_logs();
+    crate::telemetry::logs::init_json();
     let rt = runtime(config.runtime.workers)?;
     rt.block_on(async {
         // Handlers first: a signal that arrives once "usher ready" is logged
@@ -39,17 +38,6 @@ pub fn run(path: &Path) -> Result<(), CliError> {
         }
         Ok(())
     })
-}
-
-fn init_json_logs() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout)
-        .try_init();
 }
 
 /// The signals usher acts on.

@@ -199,13 +199,13 @@ fn load_of_a_missing_file_names_it() {
 
 #[test]
 fn unknown_top_level_key_is_an_error_listing_the_known_ones() {
-    // Telemetry is not supported yet: a config that has it must not be
-    // accepted silently (the operator would think it is in force).
+    // Rate limits are not supported yet: a config that has them must not
+    // be accepted silently (the operator would think they are in force).
     let shown = error(
-        &format!("{MINIMAL}telemetry:\n  sampling: 1.0\n"),
-        "telemetry",
+        &format!("{MINIMAL}rate_limit:\n  per_caller: {{}}\n"),
+        "rate_limit",
     );
-    assert!(shown.contains("unknown field `telemetry`"), "{shown}");
+    assert!(shown.contains("unknown field `rate_limit`"), "{shown}");
     assert!(
         shown.contains("`inbound`"),
         "lists what was expected: {shown}"
@@ -582,4 +582,72 @@ fn the_example_config_in_examples_parses() {
     assert_eq!(cfg.runtime.workers, 2);
     let policy = cfg.policy.expect("the example shows a policy section");
     assert_eq!(policy.files, [Path::new("/etc/usher/authz.rego")]);
+}
+
+#[test]
+fn telemetry_defaults_and_keys() {
+    let config = parse(MINIMAL).unwrap();
+    assert!(config.telemetry.otlp.is_none());
+    assert!(config.telemetry.access_log);
+    assert_eq!(config.telemetry.sampling, 1.0);
+
+    let config = parse(&format!(
+        "{MINIMAL}telemetry:\n  otlp: {{ endpoint: http://127.0.0.1:4318, protocol: http, batch_delay: 50ms }}\n  sampling: 0.25\n  access_log: false\n"
+    ))
+    .unwrap();
+    let otlp = config.telemetry.otlp.unwrap();
+    assert_eq!(otlp.protocol, crate::config::OtlpProtocol::Http);
+    assert_eq!(otlp.traces_url(), "http://127.0.0.1:4318/v1/traces");
+    assert_eq!(otlp.batch_delay, std::time::Duration::from_millis(50));
+    assert_eq!(config.telemetry.sampling, 0.25);
+    assert!(!config.telemetry.access_log);
+
+    let config = parse(&format!(
+        "{MINIMAL}telemetry:\n  otlp: {{ endpoint: http://collector:4318/custom/traces, protocol: http }}\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        config.telemetry.otlp.unwrap().traces_url(),
+        "http://collector:4318/custom/traces"
+    );
+    let config = parse(&format!(
+        "{MINIMAL}telemetry:\n  otlp: {{ endpoint: http://127.0.0.1:4317 }}\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        config.telemetry.otlp.unwrap().protocol,
+        crate::config::OtlpProtocol::Grpc
+    );
+}
+
+#[test]
+fn telemetry_errors_name_the_key() {
+    let shown = error(
+        &format!("{MINIMAL}telemetry:\n  sampling: 1.5\n"),
+        "telemetry.sampling",
+    );
+    assert!(shown.contains("fraction from 0.0 to 1.0"), "{shown}");
+    let shown = error(
+        &format!("{MINIMAL}telemetry:\n  otlp: {{ endpoint: 127.0.0.1:4317 }}\n"),
+        "telemetry.otlp.endpoint",
+    );
+    assert!(shown.contains("http://127.0.0.1:4317"), "{shown}");
+    let shown = error(
+        &format!("{MINIMAL}telemetry:\n  otlp: {{ endpoint: https://collector:4317 }}\n"),
+        "telemetry.otlp.endpoint",
+    );
+    assert!(
+        shown.contains("https collectors are not supported"),
+        "{shown}"
+    );
+    let shown = error(
+        &format!("{MINIMAL}telemetry:\n  otlp: {{ endpoint: http://c:4317, protocol: thrift }}\n"),
+        "telemetry.otlp.protocol",
+    );
+    assert!(shown.contains("grpc"), "{shown}");
+    let shown = error(
+        &format!("{MINIMAL}telemetry:\n  otlp: {{ endpoint: http://c:4317, queue_size: 0 }}\n"),
+        "telemetry.otlp.queue_size",
+    );
+    assert!(shown.contains("from 1 to"), "{shown}");
 }

@@ -9,6 +9,7 @@
 
 mod app;
 mod identity_headers;
+mod observe;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -25,12 +26,14 @@ use usher_ca::SpiffeId;
 
 pub use app::AppConnector;
 pub use identity_headers::{IdentityHeaders, IdentityHeadersLayer};
+pub use observe::{Observe, ObserveFuture};
 
 use crate::authz::{Authorize, AuthzShared, MaybeAuthorize};
 use crate::body::RequestBody;
 use crate::connect::{classify, Hop};
 use crate::forward::Upstream;
 use crate::respond::{ProxyBody, ProxyError};
+use crate::telemetry::{ConnMetrics, Direction, Peer, Telemetry};
 
 /// One accepted, verified mTLS connection: the target every inbound layer
 /// is built for.
@@ -40,16 +43,34 @@ pub struct InboundConn {
     pub remote: SocketAddr,
     /// `By=<own>;URI=<peer>`, built once per connection.
     pub xfcc: HeaderValue,
+    /// The caller as telemetry labels it (its metric label is resolved
+    /// once per connection).
+    pub peer_info: Peer,
 }
 
 impl InboundConn {
-    pub fn new(own: &SpiffeId, peer: SpiffeId, remote: SocketAddr) -> InboundConn {
+    pub fn new(
+        own: &SpiffeId,
+        peer: SpiffeId,
+        remote: SocketAddr,
+        telemetry: &Telemetry,
+    ) -> InboundConn {
         let value = format!("By={own};URI={peer}");
         // SPIFFE IDs are restricted to visible ASCII, so this cannot fail;
         // fall back to an empty value rather than panic.
         let xfcc = HeaderValue::from_maybe_shared(Bytes::from(value))
             .unwrap_or_else(|_| HeaderValue::from_static(""));
-        InboundConn { peer, remote, xfcc }
+        let peer_info = Peer {
+            id: Arc::from(peer.as_str()),
+            label: telemetry.metrics.peer_label(peer.as_str()),
+            addr: Some(remote),
+        };
+        InboundConn {
+            peer,
+            remote,
+            xfcc,
+            peer_info,
+        }
     }
 }
 
@@ -73,13 +94,15 @@ impl Inbound {
 }
 
 /// The inbound request path for one connection, outermost layer first:
-/// identity headers (forged ones removed, xfcc set), authorization by
-/// policy (when configured), then the app.
+/// observation (span, metrics, access log), identity headers (forged ones
+/// removed, xfcc set), authorization by policy (when configured), then the
+/// app.
 pub fn stack(
     conn: Arc<InboundConn>,
     shared: Arc<Inbound>,
     authz: Option<&Arc<AuthzShared>>,
-) -> IdentityHeaders<MaybeAuthorize<ToApp>> {
+    telemetry: &Arc<Telemetry>,
+) -> Observe<IdentityHeaders<MaybeAuthorize<ToApp>>> {
     let to_app = ToApp {
         conn: conn.clone(),
         shared,
@@ -88,7 +111,12 @@ pub fn stack(
         Some(authz) => MaybeAuthorize::On(Authorize::new(conn.clone(), authz.clone(), to_app)),
         None => MaybeAuthorize::Off(to_app),
     };
-    tower::Layer::layer(&IdentityHeadersLayer::new(conn), authorize)
+    let identity = tower::Layer::layer(&IdentityHeadersLayer::new(conn.clone()), authorize);
+    let metrics = Arc::new(ConnMetrics::new(
+        telemetry.metrics.clone(),
+        Direction::Inbound,
+    ));
+    Observe::new(conn, telemetry.clone(), metrics, authz.is_some(), identity)
 }
 
 /// The innermost service: forwards to the local app and maps failures to

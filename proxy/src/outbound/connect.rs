@@ -16,23 +16,31 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::routes::RouteTable;
-use crate::connect::ConnectError;
+use crate::connect::{tls_failure_reason, ConnectError};
 use crate::headers::host_of;
 use crate::identity::Alpn;
+use crate::telemetry::{Direction, Metrics};
 
 #[derive(Clone)]
 pub struct PeerConnector {
     routes: Arc<RouteTable>,
     alpn: Alpn,
     timeout: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl PeerConnector {
-    pub fn new(routes: Arc<RouteTable>, alpn: Alpn, timeout: Duration) -> Self {
+    pub fn new(
+        routes: Arc<RouteTable>,
+        alpn: Alpn,
+        timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         PeerConnector {
             routes,
             alpn,
             timeout,
+            metrics,
         }
     }
 }
@@ -51,6 +59,7 @@ impl tower::Service<Uri> for PeerConnector {
         let route = self.routes.get(host).cloned();
         let missing = host.to_owned();
         let (alpn, timeout) = (self.alpn, self.timeout);
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let route = route.ok_or(ConnectError::NoRoute(missing))?;
             let connect = async {
@@ -69,15 +78,19 @@ impl tower::Service<Uri> for PeerConnector {
                 let tls = TlsConnector::from(route.tls(alpn).clone())
                     .connect(route.server_name.clone(), tcp)
                     .await
-                    .map_err(ConnectError::from_handshake)?;
+                    .map_err(|e| {
+                        metrics.handshake_failed(Direction::Outbound, tls_failure_reason(&e));
+                        ConnectError::from_handshake(e)
+                    })?;
                 Ok(TlsConn {
                     io: TokioIo::new(tls),
                     alpn,
                 })
             };
-            tokio::time::timeout(timeout, connect)
-                .await
-                .map_err(|_| ConnectError::Timeout)?
+            tokio::time::timeout(timeout, connect).await.map_err(|_| {
+                metrics.handshake_failed(Direction::Outbound, "timeout");
+                ConnectError::Timeout
+            })?
         })
     }
 }

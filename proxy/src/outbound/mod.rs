@@ -24,41 +24,85 @@ use crate::connect::{classify, Hop};
 use crate::forward::Upstream;
 use crate::headers;
 use crate::respond::{ProxyBody, ProxyError};
+use crate::telemetry::metrics::UNKNOWN_PEER;
+use crate::telemetry::{ConnMetrics, Observation, ObservedBody, Peer, Telemetry};
 
 /// Everything the outbound side shares between connections.
 pub struct Outbound {
     routes: Arc<RouteTable>,
     upstream: Upstream<PeerConnector>,
+    telemetry: Arc<Telemetry>,
+    unknown: Peer,
 }
 
 impl Outbound {
-    pub fn new(routes: Arc<RouteTable>, upstream: Upstream<PeerConnector>) -> Arc<Self> {
-        Arc::new(Outbound { routes, upstream })
+    pub fn new(
+        routes: Arc<RouteTable>,
+        upstream: Upstream<PeerConnector>,
+        telemetry: Arc<Telemetry>,
+    ) -> Arc<Self> {
+        let unknown: Arc<str> = Arc::from(UNKNOWN_PEER);
+        Arc::new(Outbound {
+            routes,
+            upstream,
+            telemetry,
+            unknown: Peer {
+                id: unknown.clone(),
+                label: unknown,
+                addr: None,
+            },
+        })
     }
 
-    /// Handles one request from the local app.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
+    /// Handles one request from the local app, observed as a CLIENT span.
     pub async fn handle(
         self: Arc<Self>,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         client: SocketAddr,
-    ) -> Result<Response<ProxyBody>, Infallible> {
-        Ok(match self.proxy(req).await {
+        conn: Arc<ConnMetrics>,
+    ) -> Result<Response<ObservedBody<ProxyBody>>, Infallible> {
+        let route = self.route(&req);
+        let peer = match &route {
+            Ok(route) => route.peer.clone(),
+            Err(_) => self.unknown.clone(),
+        };
+        let obs = Observation::start(&self.telemetry, &conn, &mut req, peer, false);
+        let result = match route {
+            Ok(route) => self.proxy(req, &route).await,
+            Err(e) => Err(e),
+        };
+        let resp = match result {
             Ok(resp) => resp.map(ProxyBody::Left),
             Err(err) => {
                 tracing::warn!(direction = "outbound", %client, error = %err, "request refused");
                 err.into_response()
             }
-        })
+        };
+        Ok(obs.respond(resp))
     }
 
-    async fn proxy(&self, mut req: Request<Incoming>) -> Result<Response<Incoming>, ProxyError> {
-        let authority = headers::authority(&req).ok_or(ProxyError::MissingHost)?;
+    fn route(&self, req: &Request<Incoming>) -> Result<Arc<Route>, ProxyError> {
+        let authority = headers::authority(req).ok_or(ProxyError::MissingHost)?;
         let host = headers::host_of(authority);
-        let Some(route) = self.routes.get(host) else {
-            let mut host: String = host.chars().take(253).collect();
-            host.make_ascii_lowercase();
-            return Err(ProxyError::NoRoute { host });
-        };
+        match self.routes.get(host) {
+            Some(route) => Ok(route.clone()),
+            None => {
+                let mut host: String = host.chars().take(253).collect();
+                host.make_ascii_lowercase();
+                Err(ProxyError::NoRoute { host })
+            }
+        }
+    }
+
+    async fn proxy(
+        &self,
+        mut req: Request<Incoming>,
+        route: &Route,
+    ) -> Result<Response<Incoming>, ProxyError> {
         // The URI's authority (HTTP/2, absolute-form) is kept; an HTTP/1
         // request's Host goes on as is, and the route's pre-parsed authority
         // keys the connection pool (no per-request parsing).

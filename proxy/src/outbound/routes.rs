@@ -11,9 +11,9 @@ use usher_ca::SpiffeId;
 
 use crate::config::{RouteConfig, TlsConfig};
 use crate::identity::{client_config, Alpn, CertStore, TlsError};
+use crate::telemetry::Peer;
 
 /// One destination the local app may call.
-#[derive(Debug)]
 pub struct Route {
     pub host: String,
     /// `host` as a URI authority: the connection pool's key for HTTP/1
@@ -26,6 +26,9 @@ pub struct Route {
     pub server_name: ServerName<'static>,
     pub tls_h1: Arc<ClientConfig>,
     pub tls_h2: Arc<ClientConfig>,
+    /// The peer as telemetry names it: its identity (the label too: routes
+    /// are a bounded set) and, when the address is an IP, that address.
+    pub peer: Peer,
 }
 
 impl Route {
@@ -38,7 +41,7 @@ impl Route {
 }
 
 /// Routes by lower-case host name.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct RouteTable {
     routes: HashMap<Box<str>, Arc<Route>>,
 }
@@ -69,7 +72,14 @@ impl RouteTable {
             let authority = rc.host.parse().map_err(|_| {
                 TlsError::Rustls(rustls::Error::General(format!("bad host {}", rc.host)))
             })?;
+            let id: Arc<str> = Arc::from(rc.identity.as_str());
+            let peer = Peer {
+                id: id.clone(),
+                label: id,
+                addr: rc.address.parse().ok(),
+            };
             let route = Route {
+                peer,
                 host: rc.host.clone(),
                 authority,
                 address: rc.address.clone(),

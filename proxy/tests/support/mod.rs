@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod otlp;
 pub mod process;
 
 use std::net::SocketAddr;
@@ -73,12 +74,15 @@ pub fn write_config(
     routes: &[RouteSpec],
     extra: &str,
 ) -> PathBuf {
+    // An `extra` that names the service replaces the default name.
+    let names_service = extra.starts_with("service:") || extra.contains("\nservice:");
     let mut yaml = format!(
-        "service: test\nidentity:\n  cert: {c}/cert.pem\n  key: {c}/key.pem\n  bundle: {c}/bundle.pem\n\
+        "{service}identity:\n  cert: {c}/cert.pem\n  key: {c}/key.pem\n  bundle: {c}/bundle.pem\n\
 inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  app_connect_timeout: 10s\n\
 admin:\n  listen: 127.0.0.1:0\n\
 outbound:\n  listen: 127.0.0.1:0\n  connect_timeout: 2s\n  routes:\n",
-        c = certs.display()
+        c = certs.display(),
+        service = if names_service { "" } else { "service: test\n" },
     );
     if routes.is_empty() {
         yaml = yaml.replace("  routes:\n", "  routes: []\n");
@@ -119,6 +123,16 @@ impl Mesh {
     /// Like [`Mesh::start`], with `files` (name, contents) written into b's
     /// folder and `b_extra` appended to b's config (e.g. a `policy:` section).
     pub async fn start_with(app: SocketAddr, files: &[(&str, &str)], b_extra: &str) -> Mesh {
+        Mesh::start_full(app, files, "", b_extra).await
+    }
+
+    /// Like [`Mesh::start_with`], with `a_extra` appended to a's config too.
+    pub async fn start_full(
+        app: SocketAddr,
+        files: &[(&str, &str)],
+        a_extra: &str,
+        b_extra: &str,
+    ) -> Mesh {
         let pki = Pki::new();
         let b_dir = pki.dir.path().join("b");
         std::fs::create_dir_all(&b_dir).unwrap();
@@ -147,7 +161,7 @@ impl Mesh {
             &a_certs,
             app,
             &routes,
-            "",
+            a_extra,
         ))
         .await;
         Mesh { pki, a, b }

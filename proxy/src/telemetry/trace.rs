@@ -1,0 +1,224 @@
+//! Spans to an OTLP collector.
+//!
+//! The SDK's tracer makes spans (ids, sampling, attributes); finished spans
+//! go through [`ExportQueue`], usher's own span processor: a bounded queue
+//! filled with `try_send` (a full queue drops the span and counts it, so a
+//! slow or dead collector never holds up a request) and one task that
+//! sends batches with the OTLP exporter (gRPC or HTTP/protobuf), whose
+//! retry policy backs off between attempts. The SDK's batch processor is
+//! not used because it does not expose how many spans it dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry_otlp::{
+    Protocol, WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _,
+};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{
+    Sampler, SdkTracer, SdkTracerProvider, Span, SpanData, SpanExporter as _, SpanProcessor,
+};
+use opentelemetry_sdk::Resource;
+use tokio::sync::{mpsc, oneshot};
+
+use super::metrics::{Metrics, SpanDrop};
+use crate::config::{OtlpConfig, OtlpProtocol};
+
+#[derive(Debug, thiserror::Error)]
+#[error("telemetry.otlp: cannot set up the exporter: {0}")]
+pub struct ExporterError(String);
+
+/// The tracer and the handle that flushes the queue at shutdown.
+pub struct Tracing {
+    pub tracer: SdkTracer,
+    provider: SdkTracerProvider,
+    flush: std::sync::Mutex<Option<oneshot::Sender<oneshot::Sender<()>>>>,
+}
+
+impl Tracing {
+    /// Builds the exporter and starts the export task on the current
+    /// runtime. Nothing connects yet: the first batch does.
+    pub fn start(
+        otlp: &OtlpConfig,
+        sampling: f64,
+        service: &str,
+        spiffe_id: &str,
+        metrics: Arc<Metrics>,
+    ) -> Result<Tracing, ExporterError> {
+        let resource = Resource::builder_empty()
+            .with_service_name(service.to_owned())
+            .with_attributes([
+                KeyValue::new("usher.spiffe_id", spiffe_id.to_owned()),
+                KeyValue::new("telemetry.sdk.name", "usher"),
+                KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+            ])
+            .build();
+        let retry = opentelemetry_otlp::RetryPolicy::recommended();
+        let mut exporter = match otlp.protocol {
+            OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(otlp.endpoint.clone())
+                .with_timeout(otlp.timeout)
+                .with_retry_policy(retry)
+                .build(),
+            OtlpProtocol::Http => opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .with_endpoint(otlp.traces_url())
+                .with_timeout(otlp.timeout)
+                .with_retry_policy(retry)
+                .build(),
+        }
+        .map_err(|e| ExporterError(e.to_string()))?;
+        exporter.set_resource(&resource);
+
+        let (tx, rx) = mpsc::channel(otlp.queue_size);
+        let (flush_tx, flush_rx) = oneshot::channel();
+        tokio::spawn(export_loop(
+            exporter,
+            rx,
+            flush_rx,
+            Batching {
+                size: otlp.batch_size,
+                delay: otlp.batch_delay,
+                // A hung collector must not stall the queue for longer than
+                // the exporter's own deadline (plus its retries).
+                deadline: otlp.timeout + Duration::from_secs(5),
+            },
+            metrics.clone(),
+        ));
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(ExportQueue { tx, metrics })
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+                sampling,
+            ))))
+            .with_resource(resource)
+            .build();
+        let tracer = opentelemetry::trace::TracerProvider::tracer(&provider, "usher");
+        Ok(Tracing {
+            tracer,
+            provider,
+            flush: std::sync::Mutex::new(Some(flush_tx)),
+        })
+    }
+
+    /// Sends what is queued (bounded by `timeout`) and stops the exporter.
+    pub async fn shutdown(&self, timeout: Duration) {
+        let sender = self.flush.lock().ok().and_then(|mut f| f.take());
+        if let Some(sender) = sender {
+            let (done_tx, done_rx) = oneshot::channel();
+            if sender.send(done_tx).is_ok() {
+                let _ = tokio::time::timeout(timeout, done_rx).await;
+            }
+        }
+        let _ = self
+            .provider
+            .shutdown_with_timeout(Duration::from_millis(100));
+    }
+}
+
+/// The span processor: finished, sampled spans into the bounded queue.
+#[derive(Debug)]
+struct ExportQueue {
+    tx: mpsc::Sender<SpanData>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl SpanProcessor for ExportQueue {
+    fn on_start(&self, _span: &mut Span, _cx: &opentelemetry::Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        if self.tx.try_send(span).is_err() {
+            self.metrics.spans_dropped(SpanDrop::QueueFull, 1);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+struct Batching {
+    size: usize,
+    delay: Duration,
+    deadline: Duration,
+}
+
+async fn export_loop(
+    exporter: opentelemetry_otlp::SpanExporter,
+    mut rx: mpsc::Receiver<SpanData>,
+    mut flush: oneshot::Receiver<oneshot::Sender<()>>,
+    batching: Batching,
+    metrics: Arc<Metrics>,
+) {
+    let mut batch = Vec::with_capacity(batching.size);
+    loop {
+        // Wait for the first span of a batch, or for the flush at shutdown.
+        let first = tokio::select! {
+            span = rx.recv() => span,
+            done = &mut flush => {
+                rx.close();
+                while let Ok(span) = rx.try_recv() {
+                    batch.push(span);
+                    if batch.len() == batching.size {
+                        send(&exporter, &mut batch, &batching, &metrics).await;
+                    }
+                }
+                send(&exporter, &mut batch, &batching, &metrics).await;
+                if let Ok(done) = done {
+                    let _ = done.send(());
+                }
+                return;
+            }
+        };
+        let Some(first) = first else { return };
+        batch.push(first);
+        // Fill the batch for at most `delay`, then send what there is.
+        let until = tokio::time::Instant::now() + batching.delay;
+        while batch.len() < batching.size {
+            match tokio::time::timeout_at(until, rx.recv()).await {
+                Ok(Some(span)) => batch.push(span),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        send(&exporter, &mut batch, &batching, &metrics).await;
+    }
+}
+
+async fn send(
+    exporter: &opentelemetry_otlp::SpanExporter,
+    batch: &mut Vec<SpanData>,
+    batching: &Batching,
+    metrics: &Metrics,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let n = batch.len() as u64;
+    let spans = std::mem::replace(batch, Vec::with_capacity(batching.size));
+    match tokio::time::timeout(batching.deadline, exporter.export(spans)).await {
+        Ok(Ok(())) => metrics.spans_exported(n),
+        Ok(Err(e)) => {
+            metrics.spans_dropped(SpanDrop::ExportFailed, n);
+            tracing::warn!(spans = n, error = %e, "span export failed; spans dropped");
+        }
+        Err(_) => {
+            metrics.spans_dropped(SpanDrop::ExportFailed, n);
+            tracing::warn!(spans = n, "span export timed out; spans dropped");
+        }
+    }
+}
