@@ -22,6 +22,9 @@ fn demo_runs_the_mesh_and_exits_zero() {
         "403 Forbidden: usher: request denied by policy",
         "a client certificate is required",
         "the certificate is not signed by the mesh's CA",
+        "frontend CLIENT GET /orders/42",
+        "  orders SERVER GET /orders/42",
+        "usher_policy_decisions_total{decision=\"deny\",mode=\"enforce\"} 1",
     ] {
         assert!(
             stdout.contains(expected),

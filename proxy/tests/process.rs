@@ -229,3 +229,113 @@ async fn sighup_reloads_the_policy_and_decisions_are_logged_as_json() {
         "the same process, still running"
     );
 }
+
+/// Sends `method path` with `body` to the admin listener.
+async fn admin_call(
+    admin: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (StatusCode, String) {
+    let mut send = h1::<http_body_util::Full<Bytes>>(admin).await;
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "admin")
+        .body(http_body_util::Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    support::client::read(send.send_request(req).await.unwrap()).await
+}
+
+/// The next stdout JSON line of `p` that `pick` accepts, skipping others.
+fn next_line(
+    p: &UsherProcess,
+    mut pick: impl FnMut(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    loop {
+        let line = p
+            .lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect("an expected log line within 10 s");
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+            if pick(&v) {
+                return v;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_lines_and_the_log_filter_changed_at_run_time() {
+    let app = Backend::start().await;
+    let pki = Pki::new();
+    let b_certs = pki.issue("b-certs", &id("b"));
+    let b = UsherProcess::start(&write_config(
+        &pki.dir.path().join("b"),
+        &b_certs,
+        app.addr,
+        &[],
+        "telemetry:\n  access_log: false\n",
+    ));
+    let a_certs = pki.issue("a-certs", &id("a"));
+    let routes = [RouteSpec {
+        host: "b".into(),
+        address: b.inbound,
+        identity: id("b"),
+    }];
+    let a = UsherProcess::start(&write_config(
+        &pki.dir.path().join("a"),
+        &a_certs,
+        app.addr,
+        &routes,
+        "",
+    ));
+
+    let (status, body) = get1(a.outbound, "b", "/headers?z=1").await;
+    assert_eq!(status, StatusCode::OK);
+    let line = next_line(&a, |v| v["target"] == "usher::access");
+    assert_eq!(line["level"], "INFO");
+    assert!(line["timestamp"].is_string(), "{line}");
+    assert_eq!(line["direction"], "outbound");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["authority"], "b");
+    assert_eq!(line["path"], "/headers?z=1");
+    assert_eq!(line["status"], 200);
+    assert!(line["duration_ms"].as_f64().unwrap() > 0.0, "{line}");
+    assert_eq!(line["bytes"], body.len() as u64);
+    assert_eq!(line["peer"], id("b").as_str());
+    assert_eq!(line["trace_id"], "", "no tracing configured");
+    assert_eq!(line["span_id"], "");
+
+    // The log filter, read and changed through the admin listener.
+    assert_eq!(
+        admin_call(b.admin, "GET", "/logging", "").await,
+        (StatusCode::OK, "info\n".into())
+    );
+    assert_eq!(
+        admin_call(b.admin, "PUT", "/logging", "debug").await.0,
+        StatusCode::OK
+    );
+    // b has the access log off: nothing from it before the change is logged.
+    let changed = next_line(&b, |v| {
+        assert_ne!(v["target"], "usher::access", "access_log: false, yet {v}");
+        v["message"] == "log filter changed"
+    });
+    assert_eq!(changed["filter"], "debug");
+    assert_eq!(
+        admin_call(b.admin, "GET", "/logging", "").await,
+        (StatusCode::OK, "debug\n".into())
+    );
+    // Debug lines now appear (a new peer connection is logged at debug).
+    assert_eq!(get1(a.outbound, "b", "/headers").await.0, StatusCode::OK);
+    let debug = next_line(&b, |v| v["level"] == "DEBUG");
+    assert!(debug["message"].is_string());
+
+    let (status, msg) = admin_call(b.admin, "PUT", "/logging", "info,[").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{msg}");
+    assert!(msg.contains("invalid log filter"), "{msg}");
+    assert_eq!(
+        admin_call(b.admin, "POST", "/logging?level=warn", "").await,
+        (StatusCode::OK, "warn\n".into())
+    );
+}

@@ -7,6 +7,7 @@
 //! sidecar on 127.0.0.1. Every step says what happened and why.
 
 mod app;
+mod collector;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -104,6 +105,14 @@ async fn play(dir: &Path) -> Result<(), CliError> {
     let app = app::start_orders()
         .await
         .map_err(|e| demo_err("starting the orders service")(e.to_string()))?;
+    let collector = collector::Collector::start()
+        .await
+        .map_err(|e| demo_err("starting the trace collector")(e.to_string()))?;
+    // Both sidecars send spans over OTLP/HTTP to the demo's collector.
+    let telemetry = format!(
+        "telemetry:\n  otlp: {{ endpoint: \"http://{}\", protocol: http, batch_delay: 20ms }}\n  access_log: false\n",
+        collector.addr
+    );
     say("orders listens on 127.0.0.1 in plain HTTP; it has no TLS code at all.");
     std::fs::write(dir.join("orders").join("authz.rego"), ORDERS_POLICY)
         .map_err(|e| demo_err("writing the policy")(e.to_string()))?;
@@ -112,7 +121,7 @@ async fn play(dir: &Path) -> Result<(), CliError> {
         "orders",
         app,
         "routes: []",
-        "policy:\n  files: [authz.rego]\n",
+        &format!("policy:\n  files: [authz.rego]\n{telemetry}"),
     )
     .await?;
     say("orders' sidecar enforces this Rego policy on every request:");
@@ -129,7 +138,7 @@ async fn play(dir: &Path) -> Result<(), CliError> {
         b = orders_sidecar.addrs.inbound,
         payments = id("payments")?,
     );
-    let frontend_sidecar = start(dir, "frontend", app, &routes, "").await?;
+    let frontend_sidecar = start(dir, "frontend", app, &routes, &telemetry).await?;
     let out = frontend_sidecar.addrs.outbound;
     say(format!(
         "usher(frontend): plain HTTP in on {out}; route orders -> {orders}"
@@ -246,7 +255,43 @@ async fn play(dir: &Path) -> Result<(), CliError> {
         "Only certificates that chain to the mesh's own CA are accepted, whatever name they claim.",
     );
 
-    step(11, "Shutting down");
+    step(
+        11,
+        "What an observability backend sees: the trace of step 3, and metrics",
+    );
+    say(format!(
+        "Both sidecars export spans over OTLP/HTTP to a collector on {} (the demo's own, in-process).",
+        collector.addr
+    ));
+    let trace = wait_for_trace(&collector, "/orders/42").await;
+    expect(trace.len() == 2, "step 11: a trace of two spans for step 3");
+    if let Some(first) = trace.first() {
+        say(format!("trace {}:", first.trace_id));
+    }
+    for line in collector::waterfall(&trace) {
+        say(format!("  {line}"));
+    }
+    say("frontend's sidecar made the CLIENT span and passed its id on in `traceparent`; orders'");
+    say("sidecar continued the same trace with a SERVER span, and handed the app a `traceparent`");
+    say("whose parent is that span, so the app's own spans would nest under it. The CLIENT span");
+    say("is longer: it includes opening the mutual TLS connection (the first call of the demo).");
+    let metrics = orders_sidecar.telemetry.metrics.encode();
+    say("orders' sidecar, GET /metrics on its admin listener (Prometheus), an excerpt:");
+    for line in metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("usher_requests_total{") || l.starts_with("usher_policy_decisions_total{")
+        })
+        .filter(|l| !l.ends_with(" 0"))
+    {
+        say(format!("  {line}"));
+    }
+    expect(
+        metrics.contains("usher_policy_decisions_total{decision=\"deny\",mode=\"enforce\"} 1"),
+        "step 11: the denial of step 8 is counted",
+    );
+
+    step(12, "Shutting down");
     frontend_sidecar.shutdown(Duration::from_secs(5)).await;
     orders_sidecar.shutdown(Duration::from_secs(5)).await;
     say("both sidecars drained in-flight requests and stopped; the CA and keys are being deleted.");
@@ -259,6 +304,31 @@ async fn play(dir: &Path) -> Result<(), CliError> {
     }
     println!("\nNext: README.md shows how to run usher beside your own service (`usher run --config usher.yaml`).");
     Ok(())
+}
+
+/// Waits (5 s at most) for the collector to hold both spans of the trace
+/// whose SERVER span served `path`, and returns them.
+async fn wait_for_trace(collector: &collector::Collector, path: &str) -> Vec<collector::DemoSpan> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let spans = collector.spans();
+        let server = spans
+            .iter()
+            .find(|s| s.kind == "SERVER" && s.path == path && s.status == "200");
+        if let Some(server) = server {
+            let trace: Vec<_> = spans
+                .iter()
+                .filter(|s| s.trace_id == server.trace_id)
+                .cloned()
+                .collect();
+            if trace.len() >= 2 || tokio::time::Instant::now() >= deadline {
+                return trace;
+            }
+        } else if tokio::time::Instant::now() >= deadline {
+            return Vec::new();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Writes a real `usher.yaml` and starts a sidecar from it, as `usher run` would.
