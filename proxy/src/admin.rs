@@ -3,6 +3,7 @@
 //! read or change the log filter. Plain HTTP; keep it on loopback.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -71,8 +72,17 @@ const MAX_FILTER_BODY: usize = 4096;
 pub async fn handle(
     state: Arc<AdminState>,
     req: Request<Incoming>,
+    remote: SocketAddr,
 ) -> Result<Response<ProxyBody>, Infallible> {
     if req.uri().path() == "/logging" {
+        // The admin listener may be reachable by the kubelet and Prometheus
+        // (0.0.0.0); changing anything stays a local operator's privilege.
+        if !logging_allowed(req.method(), remote) {
+            return Ok(text(
+                StatusCode::FORBIDDEN,
+                "the log filter can only be changed from the local host\n",
+            ));
+        }
         return Ok(logging(req).await);
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -112,6 +122,13 @@ pub async fn handle(
     })
 }
 
+/// Anyone who reaches the admin listener may read the log filter; only a
+/// client on the local host may change it.
+fn logging_allowed(method: &Method, remote: SocketAddr) -> bool {
+    let reads = method == Method::GET || method == Method::HEAD;
+    reads || remote.ip().is_loopback()
+}
+
 /// `GET /logging`: the filter in force. `PUT /logging` with a body such as
 /// `debug` or `info,usher=debug` (or `POST /logging?level=debug`, as
 /// Envoy's admin does) replaces it.
@@ -147,5 +164,23 @@ async fn logging(req: Request<Incoming>) -> Response<ProxyBody> {
         Ok(filter) => text(StatusCode::OK, format!("{filter}\n")),
         Err(e @ LogLevelError::Invalid(_)) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
         Err(e @ LogLevelError::Unavailable) => text(StatusCode::NOT_IMPLEMENTED, format!("{e}\n")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_clients_change_the_log_filter() {
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let local6: SocketAddr = "[::1]:5000".parse().unwrap();
+        let remote: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        assert!(logging_allowed(&Method::PUT, local));
+        assert!(logging_allowed(&Method::POST, local6));
+        assert!(logging_allowed(&Method::GET, remote));
+        assert!(!logging_allowed(&Method::PUT, remote));
+        assert!(!logging_allowed(&Method::POST, remote));
+        assert!(!logging_allowed(&Method::DELETE, remote));
     }
 }

@@ -217,12 +217,12 @@ impl Sidecar {
                 admin_listener,
                 "admin",
                 admin_life.clone(),
-                move |tcp, _| {
+                move |tcp, remote| {
                     let state = state.clone();
                     let builder = builder.clone();
                     let shutdown = life2.shutdown.clone();
                     async move {
-                        let svc = move |req| admin::handle(state.clone(), req);
+                        let svc = move |req| admin::handle(state.clone(), req, remote);
                         serve_http(&builder, tcp, svc, &shutdown).await;
                     }
                 },

@@ -582,6 +582,11 @@ fn the_example_config_in_examples_parses() {
     assert_eq!(cfg.runtime.workers, 2);
     let policy = cfg.policy.expect("the example shows a policy section");
     assert_eq!(policy.files, [Path::new("/etc/usher/authz.rego")]);
+    let otlp = cfg
+        .telemetry
+        .otlp
+        .expect("the example shows telemetry.otlp");
+    assert_eq!(otlp.endpoint, "http://127.0.0.1:4317");
 }
 
 #[test]
