@@ -320,6 +320,8 @@ CHAIN_DESC = {
     "direct": "wrk → backend",
     "usher": "wrk → usher out → mTLS → usher in → backend",
     "usher-policy": "as usher, with a Rego policy (1,000 principals, 100 prefixes) on usher in",
+    "usher-tracing": "as usher, both sidecars tracing every request (sampling 1.0, OTLP/gRPC to a local sink)",
+    "usher-accesslog": "as usher, both sidecars writing the JSON access log (to a file)",
     "nginx": "wrk → nginx out → mTLS → nginx in → backend",
 }
 

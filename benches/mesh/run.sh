@@ -30,6 +30,9 @@ Options (each also settable by the environment variable in brackets):
   --policy               also run the usher chain with a Rego policy on the
                          callee (benches/mesh/policy/: 1,000 principals, 100
                          prefixes) [POLICY=1]
+  --tracing              also run the usher chain with tracing on (OTLP/gRPC
+                         to a local sink, sampling 1.0) and with the access
+                         log on [TRACING=1]
   --post-quantum         let usher offer X25519MLKEM768 (its default); by
                          default the bench sets tls.post_quantum: false so
                          that usher and nginx both use X25519 [POST_QUANTUM]
@@ -62,6 +65,7 @@ RATE=${RATE:-2000}
 WARMUP=${WARMUP:-1}
 POST_QUANTUM=${POST_QUANTUM:-false}
 POLICY=${POLICY:-0}
+TRACING=${TRACING:-0}
 USHER_EXTRA=${USHER_EXTRA:-}
 USHER_EXTRA_OUT=${USHER_EXTRA_OUT:-}
 USHER_EXTRA_IN=${USHER_EXTRA_IN:-}
@@ -82,6 +86,7 @@ while [ $# -gt 0 ]; do
         --warmup) WARMUP=$2; shift 2 ;;
         --post-quantum) POST_QUANTUM=true; shift ;;
         --policy) POLICY=1; shift ;;
+        --tracing) TRACING=1; shift ;;
         --usher-extra) USHER_EXTRA=$2; shift 2 ;;
         --label) LABEL=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
@@ -120,6 +125,9 @@ if [ "$CHAINS" != none ]; then
     done
 fi
 if [ "$POLICY" = 1 ]; then CASES+=("usher-policy usher-policy $CONNS 1"); fi
+if [ "$TRACING" = 1 ]; then
+    CASES+=("usher-tracing usher-tracing $CONNS 1" "usher-accesslog usher-accesslog $CONNS 1")
+fi
 if [ "$SCALE" = 1 ]; then
     for n in $SCALE_CONNS; do CASES+=("usher-c$n usher $n 1"); done
     CASES+=("usher-r$SCALE_ROUTES usher $CONNS $SCALE_ROUTES")
@@ -240,6 +248,11 @@ write_usher_config() {
             echo "tls:"
             echo "  post_quantum: $POST_QUANTUM"
         fi
+        # nginx runs with access_log off; so does usher unless a case says.
+        if [ ${#extras[@]} -eq 0 ] || ! grep -qE '^telemetry:' "${extras[@]}"; then
+            echo "telemetry:"
+            echo "  access_log: false"
+        fi
         if [ ${#extras[@]} -eq 0 ] || ! grep -qE '^shutdown:' "${extras[@]}"; then
             echo "shutdown:"
             echo "  drain_timeout: 1s"
@@ -272,6 +285,26 @@ ID_B=spiffe://$TD/ns/bench/sa/b
 
 # ------------------------------------------------------------------ backend
 
+SINK=""
+if [ "$TRACING" = 1 ]; then
+    SINK_BIN=${SINK_BIN:-$ROOT/target/release/otlp-sink}
+    if [ ! -x "$SINK_BIN" ]; then
+        log "building the OTLP sink (cargo build --release --locked -p usher-benches --bin otlp-sink)"
+        (cd "$ROOT" && cargo build --release --locked -q -p usher-benches --bin otlp-sink)
+    fi
+    "$SINK_BIN" >"$TMP/otlp-sink.log" 2>&1 &
+    SINK_PID=$!
+    PIDS+=("$SINK_PID")
+    for _ in $(seq 100); do
+        SINK=$(sed -n 's/^otlp-sink listening on //p' "$TMP/otlp-sink.log")
+        [ -n "$SINK" ] && break
+        kill -0 "$SINK_PID" 2>/dev/null || die "the OTLP sink exited: $(cat "$TMP/otlp-sink.log")"
+        sleep 0.1
+    done
+    [ -n "$SINK" ] || die "the OTLP sink did not start within 10 s"
+    log "OTLP sink on $SINK (pid $SINK_PID)"
+fi
+
 BACKEND_PORT=$("${BENCH_PY[@]}" freeport 1)
 start_nginx backend backend.conf "$BACKEND_PORT"
 BACKEND=127.0.0.1:$BACKEND_PORT
@@ -288,11 +321,11 @@ start_direct() {
     CHAIN_PIDS=()
 }
 
-start_usher_chain() {
-    local routes=$1 dir=$2 policy_extra=${3:-}
+start_usher_chain() { # ROUTES DIR [EXTRA_IN [EXTRA_OUT]]
+    local routes=$1 dir=$2 case_in=${3:-} case_out=${4:-}
     mkdir -p "$dir"
     write_usher_config "$dir/in.yaml" bench-b "$TMP/certs/usher-b" "$BACKEND" "" \
-        "$USHER_EXTRA" "$USHER_EXTRA_IN" "$policy_extra"
+        "$USHER_EXTRA" "$USHER_EXTRA_IN" "$case_in"
     start_usher "${dir#"$TMP"/}/in" "$dir/in.yaml"
     local pid_in=$LAST_PID in_addr
     read -r in_addr _ _ <<<"$USHER_ADDRS"
@@ -307,7 +340,7 @@ start_usher_chain() {
     yaml+="    - host: b"$'\n'"      address: $in_addr"$'\n'"      identity: $ID_B"$'\n'
     # The caller's own app is never called in this bench; point it at the backend.
     write_usher_config "$dir/out.yaml" bench-a "$TMP/certs/usher-a" "$BACKEND" "$yaml" \
-        "$USHER_EXTRA" "$USHER_EXTRA_OUT"
+        "$USHER_EXTRA" "$USHER_EXTRA_OUT" "$case_out"
     start_usher "${dir#"$TMP"/}/out" "$dir/out.yaml"
     local pid_out=$LAST_PID out_addr
     read -r _ out_addr _ <<<"$USHER_ADDRS"
@@ -388,6 +421,13 @@ run_case() {
             printf 'policy:\n  files: [%s]\n  data: [%s]\n  decision_log:\n    allow_sample_rate: 0.0\n' \
                 "$HERE/policy/authz.rego" "$dir/roles.json" >"$dir/policy.yaml"
             start_usher_chain "$routes" "$dir" "$dir/policy.yaml" ;;
+        usher-tracing)
+            printf 'telemetry:\n  otlp: {endpoint: "http://%s", protocol: grpc}\n  sampling: 1.0\n  access_log: false\n' \
+                "$SINK" >"$dir/tracing.yaml"
+            start_usher_chain "$routes" "$dir" "$dir/tracing.yaml" "$dir/tracing.yaml" ;;
+        usher-accesslog)
+            printf 'telemetry:\n  access_log: true\n' >"$dir/accesslog.yaml"
+            start_usher_chain "$routes" "$dir" "$dir/accesslog.yaml" "$dir/accesslog.yaml" ;;
         nginx) start_nginx_chain "$dir" ;;
     esac
     check_chain "$name" "$dir/expect_bytes"

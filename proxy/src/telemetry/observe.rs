@@ -67,7 +67,9 @@ struct Inner {
     method: Method,
     authority: Option<http::HeaderValue>,
     path: Option<http::uri::PathAndQuery>,
-    span: Option<opentelemetry_sdk::trace::Span>,
+    /// Boxed: the SDK span is large, and the request futures that carry
+    /// an observation are moved around.
+    span: Option<Box<opentelemetry_sdk::trace::Span>>,
     trace: Option<SpanContext>,
     policy_on: bool,
     status: u16,
@@ -105,12 +107,15 @@ impl Observation {
                     .with_kind(match direction {
                         Direction::Inbound => SpanKind::Server,
                         Direction::Outbound => SpanKind::Client,
-                    })
-                    .with_attributes(start_attributes(req, direction, &peer, method));
-                let span = tracing.tracer.build_with_context(builder, &parent);
+                    });
+                let mut span = tracing.tracer.build_with_context(builder, &parent);
+                // Attributes cost allocations: only for spans that are kept.
+                if span.is_recording() {
+                    span.set_attributes(start_attributes(req, direction, &peer, method));
+                }
                 let cx = span.span_context().clone();
                 propagation::inject(req.headers_mut(), &cx, &incoming);
-                (Some(span), Some(cx))
+                (Some(Box::new(span)), Some(cx))
             }
             None => (None, None),
         };
@@ -213,7 +218,7 @@ impl Inner {
                     span.set_status(Status::error(kind.clone()));
                 }
             }
-            if self.policy_on {
+            if self.policy_on && span.is_recording() {
                 let decision = match self.verdict {
                     None => "allow",
                     Some(PolicyVerdict::Deny) => "deny",

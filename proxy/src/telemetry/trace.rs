@@ -20,7 +20,7 @@ use opentelemetry_sdk::trace::{
     Sampler, SdkTracer, SdkTracerProvider, Span, SpanData, SpanExporter as _, SpanProcessor,
 };
 use opentelemetry_sdk::Resource;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::metrics::{Metrics, SpanDrop};
 use crate::config::{OtlpConfig, OtlpProtocol};
@@ -75,9 +75,11 @@ impl Tracing {
 
         let (tx, rx) = mpsc::channel(otlp.queue_size);
         let (flush_tx, flush_rx) = oneshot::channel();
+        let full = Arc::new(Notify::new());
         tokio::spawn(export_loop(
             exporter,
             rx,
+            full.clone(),
             flush_rx,
             Batching {
                 size: otlp.batch_size,
@@ -89,7 +91,12 @@ impl Tracing {
             metrics.clone(),
         ));
         let provider = SdkTracerProvider::builder()
-            .with_span_processor(ExportQueue { tx, metrics })
+            .with_span_processor(ExportQueue {
+                tx,
+                metrics,
+                full,
+                batch_size: otlp.batch_size.min(otlp.queue_size),
+            })
             .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
                 sampling,
             ))))
@@ -119,10 +126,16 @@ impl Tracing {
 }
 
 /// The span processor: finished, sampled spans into the bounded queue.
+///
+/// The export task is not woken per span (a cross-thread wake per request
+/// cost more than the span itself): it wakes on its batch timer, or when
+/// this queue holds a full batch.
 #[derive(Debug)]
 struct ExportQueue {
     tx: mpsc::Sender<SpanData>,
     metrics: Arc<Metrics>,
+    full: Arc<Notify>,
+    batch_size: usize,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -140,6 +153,11 @@ impl SpanProcessor for ExportQueue {
         }
         if self.tx.try_send(span).is_err() {
             self.metrics.spans_dropped(SpanDrop::QueueFull, 1);
+            return;
+        }
+        let queued = self.tx.max_capacity() - self.tx.capacity();
+        if queued == self.batch_size {
+            self.full.notify_one();
         }
     }
 
@@ -161,64 +179,81 @@ struct Batching {
 async fn export_loop(
     exporter: opentelemetry_otlp::SpanExporter,
     mut rx: mpsc::Receiver<SpanData>,
+    full: Arc<Notify>,
     mut flush: oneshot::Receiver<oneshot::Sender<()>>,
     batching: Batching,
     metrics: Arc<Metrics>,
 ) {
     let mut batch = Vec::with_capacity(batching.size);
+    let mut failing = false;
+    let mut tick = tokio::time::interval(batching.delay);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        // Wait for the first span of a batch, or for the flush at shutdown.
-        let first = tokio::select! {
-            span = rx.recv() => span,
-            done = &mut flush => {
-                rx.close();
-                while let Ok(span) = rx.try_recv() {
-                    batch.push(span);
-                    if batch.len() == batching.size {
-                        send(&exporter, &mut batch, &batching, &metrics).await;
-                    }
-                }
-                send(&exporter, &mut batch, &batching, &metrics).await;
-                if let Ok(done) = done {
-                    let _ = done.send(());
-                }
-                return;
-            }
+        // Sleep until a batch is due (timer) or full (notified), or the
+        // sidecar stops (flush what is left, then end).
+        let stopping = tokio::select! {
+            _ = tick.tick() => None,
+            _ = full.notified() => None,
+            done = &mut flush => Some(done),
         };
-        let Some(first) = first else { return };
-        batch.push(first);
-        // Fill the batch for at most `delay`, then send what there is.
-        let until = tokio::time::Instant::now() + batching.delay;
-        while batch.len() < batching.size {
-            match tokio::time::timeout_at(until, rx.recv()).await {
-                Ok(Some(span)) => batch.push(span),
-                Ok(None) | Err(_) => break,
+        if stopping.is_some() {
+            rx.close();
+        }
+        // Send everything queued, a batch at a time.
+        loop {
+            while batch.len() < batching.size {
+                match rx.try_recv() {
+                    Ok(span) => batch.push(span),
+                    Err(_) => break,
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let partial = batch.len() < batching.size;
+            send(&exporter, &mut batch, &batching, &metrics, &mut failing).await;
+            if partial {
+                break;
             }
         }
-        send(&exporter, &mut batch, &batching, &metrics).await;
+        if let Some(done) = stopping {
+            if let Ok(done) = done {
+                let _ = done.send(());
+            }
+            return;
+        }
     }
 }
 
+/// Exports one batch. Failures are logged when they start and when they
+/// end, not per batch (a dead collector would flood the log).
 async fn send(
     exporter: &opentelemetry_otlp::SpanExporter,
     batch: &mut Vec<SpanData>,
     batching: &Batching,
     metrics: &Metrics,
+    failing: &mut bool,
 ) {
     if batch.is_empty() {
         return;
     }
     let n = batch.len() as u64;
     let spans = std::mem::replace(batch, Vec::with_capacity(batching.size));
-    match tokio::time::timeout(batching.deadline, exporter.export(spans)).await {
-        Ok(Ok(())) => metrics.spans_exported(n),
-        Ok(Err(e)) => {
-            metrics.spans_dropped(SpanDrop::ExportFailed, n);
-            tracing::warn!(spans = n, error = %e, "span export failed; spans dropped");
+    let error = match tokio::time::timeout(batching.deadline, exporter.export(spans)).await {
+        Ok(Ok(())) => {
+            metrics.spans_exported(n);
+            if std::mem::take(failing) {
+                tracing::info!("span export recovered");
+            }
+            return;
         }
-        Err(_) => {
-            metrics.spans_dropped(SpanDrop::ExportFailed, n);
-            tracing::warn!(spans = n, "span export timed out; spans dropped");
-        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "timed out".to_string(),
+    };
+    metrics.spans_dropped(SpanDrop::ExportFailed, n);
+    if !std::mem::replace(failing, true) {
+        tracing::warn!(spans = n, error = %error, "span export failed; spans are dropped (counted in usher_trace_spans_dropped_total) until the collector answers");
+    } else {
+        tracing::debug!(spans = n, error = %error, "span export failed");
     }
 }
