@@ -1,5 +1,19 @@
 use super::*;
 
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+use rcgen::BasicConstraints;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::CertificateDer;
+use x509_parser::prelude::FromDer as _;
+
+use crate::encode::{hex, pem_encode};
+use crate::files::write_atomic;
+use crate::spiffe::{spiffe_id_from_cert_der, CertIdentityError};
+
 use std::sync::Arc;
 
 use rustls::client::danger::ServerCertVerifier as _;

@@ -1,0 +1,311 @@
+//! The CA server's HTTP API: routing, body limits, the enrol / renew /
+//! bundle handlers, and the mapping of every refusal to a status and a short
+//! JSON error (details go to the log, never to the client).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{Peer, State};
+use crate::csr::{check_csr, CheckedCsr, CsrError};
+use crate::error::CaError;
+use crate::issue::SignedLeaf;
+use crate::issued_log::{rfc3339, IssuedHow};
+use crate::spiffe::SpiffeId;
+use crate::token::TokenError;
+use crate::wire::{
+    BundleResponse, EnrolRequest, ErrorResponse, RenewRequest, SignedResponse, BUNDLE_PATH,
+    ENROL_PATH, RENEW_PATH,
+};
+
+/// Largest request body accepted.
+pub(crate) const MAX_BODY: usize = 64 * 1024;
+/// Largest body read (and dropped) before answering 413.
+const MAX_DRAIN: usize = 1024 * 1024;
+/// How long a client has to send its request body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Resp = Response<Full<Bytes>>;
+
+/// A refusal: what the client is told, and what the log says.
+struct Refusal {
+    status: StatusCode,
+    message: String,
+    reason: String,
+    spiffe_id: Option<SpiffeId>,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Refusal {
+            status,
+            reason: message.clone(),
+            message,
+            spiffe_id: None,
+        }
+    }
+
+    fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = reason.into();
+        self
+    }
+
+    fn id(mut self, id: &SpiffeId) -> Self {
+        self.spiffe_id = Some(id.clone());
+        self
+    }
+}
+
+pub(super) async fn handle(req: Request<Incoming>, state: &State, peer: &Peer) -> Resp {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let result = match (path.as_str(), &method) {
+        (ENROL_PATH, &Method::POST) => enrol(req, state).await,
+        (RENEW_PATH, &Method::POST) => renew(req, state, peer).await,
+        (BUNDLE_PATH, &Method::GET) => Ok(json(
+            StatusCode::OK,
+            &BundleResponse {
+                bundle: state.current_bundle(),
+            },
+        )),
+        (ENROL_PATH | RENEW_PATH, _) => Err(method_not_allowed("POST")),
+        (BUNDLE_PATH, _) => Err(method_not_allowed("GET")),
+        _ => Err(Refusal::new(StatusCode::NOT_FOUND, "not found")),
+    };
+    match result {
+        Ok(resp) => resp,
+        Err(refusal) => {
+            let spiffe_id = refusal
+                .spiffe_id
+                .as_ref()
+                .map(|id| id.as_str())
+                .unwrap_or("-");
+            tracing::warn!(
+                peer = %peer.addr,
+                %method,
+                path = %path,
+                status = refusal.status.as_u16(),
+                reason = %refusal.reason,
+                spiffe_id,
+                "CA request refused"
+            );
+            let mut resp = json(
+                refusal.status,
+                &ErrorResponse {
+                    error: refusal.message,
+                },
+            );
+            if refusal.status == StatusCode::METHOD_NOT_ALLOWED {
+                let allow = if path == BUNDLE_PATH { "GET" } else { "POST" };
+                resp.headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static(allow));
+            }
+            resp
+        }
+    }
+}
+
+fn method_not_allowed(allowed: &str) -> Refusal {
+    Refusal::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method not allowed; use {allowed}"),
+    )
+}
+
+async fn enrol(req: Request<Incoming>, state: &State) -> Result<Resp, Refusal> {
+    let body: EnrolRequest = read_json(req, "{\"token\": \"...\", \"csr\": \"...\"}").await?;
+    let csr = checked(&body.csr)?;
+    let id = &csr.spiffe_id;
+    state
+        .tokens
+        .check_and_consume(&body.token, id)
+        .map_err(|e| token_refusal(e).id(id))?;
+    issue(state, &csr, IssuedHow::Token).await
+}
+
+async fn renew(req: Request<Incoming>, state: &State, peer: &Peer) -> Result<Resp, Refusal> {
+    let Some(client_id) = &peer.id else {
+        // Read the CSR anyway, only so the log can say who asked.
+        let requested = read_json::<RenewRequest>(req, "")
+            .await
+            .ok()
+            .and_then(|body| check_csr(&body.csr).ok());
+        let refusal = Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            "renewal requires a client certificate",
+        );
+        return Err(match requested {
+            Some(csr) => refusal.id(&csr.spiffe_id),
+            None => refusal,
+        });
+    };
+    let body: RenewRequest = read_json(req, "{\"csr\": \"...\"}").await?;
+    let csr = checked(&body.csr)?;
+    let id = &csr.spiffe_id;
+    match client_id {
+        Err(reason) => {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "the client certificate carries no usable SPIFFE ID",
+            )
+            .reason(format!("client certificate: {reason}"))
+            .id(id))
+        }
+        Ok(cert_id) if cert_id != id => {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "the client certificate's SPIFFE ID does not match the CSR's",
+            )
+            .reason(format!(
+                "client certificate is for {cert_id}, the CSR asks for {id}"
+            ))
+            .id(id))
+        }
+        Ok(_) => {}
+    }
+    issue(state, &csr, IssuedHow::Renewal).await
+}
+
+fn checked(csr_pem: &str) -> Result<CheckedCsr, Refusal> {
+    check_csr(csr_pem).map_err(|e| {
+        let message = match &e {
+            CsrError::NotParseable { .. } => "malformed CSR",
+            CsrError::BadSignature => "the CSR's signature does not verify",
+            CsrError::UnsupportedKey { .. } => {
+                "unsupported key algorithm; use ECDSA P-256, P-384 or Ed25519"
+            }
+            CsrError::NoSpiffeId => "the CSR carries no SPIFFE ID (URI SAN)",
+            CsrError::ExtraSans { .. } => {
+                "the CSR asks for extra subjectAltNames; only the SPIFFE ID is allowed"
+            }
+            CsrError::InvalidSpiffeId { .. } => "the CSR's URI SAN is not a workload SPIFFE ID",
+            CsrError::CaRights { .. } => "the CSR asks for CA rights",
+            _ => "invalid CSR",
+        };
+        Refusal::new(StatusCode::BAD_REQUEST, message).reason(e.to_string())
+    })
+}
+
+fn token_refusal(e: TokenError) -> Refusal {
+    let (status, message) = match &e {
+        TokenError::Unknown => (StatusCode::UNAUTHORIZED, "unknown bootstrap token"),
+        TokenError::Expired { .. } => (StatusCode::UNAUTHORIZED, "bootstrap token expired"),
+        TokenError::AlreadyUsed => (StatusCode::UNAUTHORIZED, "bootstrap token already used"),
+        TokenError::NotAllowed { .. } => (
+            StatusCode::FORBIDDEN,
+            "the bootstrap token does not allow this SPIFFE ID",
+        ),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    };
+    Refusal::new(status, message).reason(e.to_string())
+}
+
+async fn issue(state: &State, csr: &CheckedCsr, how: IssuedHow) -> Result<Resp, Refusal> {
+    let leaf: SignedLeaf = state.sign(csr, how).await.map_err(|e| {
+        let refusal = match &e {
+            CaError::WrongTrustDomain { .. } => Refusal::new(
+                StatusCode::FORBIDDEN,
+                "the SPIFFE ID is not in this CA's trust domain",
+            ),
+            _ => Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+        };
+        refusal.reason(e.to_string()).id(&csr.spiffe_id)
+    })?;
+    Ok(json(
+        StatusCode::OK,
+        &SignedResponse {
+            cert_chain: leaf.cert_chain_pem,
+            bundle: state.current_bundle(),
+            not_after: rfc3339(leaf.not_after),
+            serial: leaf.serial_hex,
+        },
+    ))
+}
+
+/// Reads a JSON body of at most [`MAX_BODY`] bytes. A larger body is still
+/// read (and dropped) up to [`MAX_DRAIN`] bytes before the 413 is sent, so
+/// the client is not reset while it is still sending and does see the answer.
+async fn read_json<T: DeserializeOwned>(
+    req: Request<Incoming>,
+    expected: &str,
+) -> Result<T, Refusal> {
+    let too_large = || {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {MAX_BODY} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_DRAIN as u64) {
+        return Err(too_large());
+    }
+    let mut body = req.into_body();
+    let mut bytes = Vec::new();
+    let mut total = 0usize;
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                Refusal::new(StatusCode::BAD_REQUEST, "cannot read the request body")
+                    .reason(e.to_string())
+            })?;
+            if let Ok(data) = frame.into_data() {
+                total = total.saturating_add(data.len());
+                if total > MAX_DRAIN {
+                    return Err(too_large());
+                }
+                if total <= MAX_BODY {
+                    bytes.extend_from_slice(&data);
+                }
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, read).await {
+        Ok(result) => result?,
+        Err(_) => {
+            return Err(Refusal::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received in time",
+            ))
+        }
+    }
+    if total > MAX_BODY {
+        return Err(too_large());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("malformed JSON request; expected {expected}"),
+        )
+        // Category and position only: serde's message may quote the input,
+        // which can hold a token.
+        .reason(format!(
+            "malformed JSON ({:?} error at line {} column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+fn json(status: StatusCode, body: &impl Serialize) -> Resp {
+    let bytes =
+        serde_json::to_vec(body).unwrap_or_else(|_| br#"{"error":"internal error"}"#.to_vec());
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
