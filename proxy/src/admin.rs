@@ -6,7 +6,8 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
+
+use arc_swap::ArcSwapOption;
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -15,6 +16,7 @@ use usher_ca::SpiffeId;
 use crate::authz::PolicyStore;
 use http_body_util::BodyExt as _;
 
+use crate::identity::Identity;
 use crate::respond::{text, ProxyBody};
 use crate::telemetry::logs::{self, LogLevelError};
 use crate::telemetry::Metrics;
@@ -30,11 +32,13 @@ fn json(body: String) -> Response<ProxyBody> {
 
 /// What the admin endpoints report.
 pub struct AdminState {
-    /// Identity loaded and listeners bound, and not draining.
+    /// Listeners serving, and not draining.
     pub ready: AtomicBool,
     pub service: String,
     pub spiffe_id: SpiffeId,
-    pub not_after: SystemTime,
+    /// Absent until the first certificate is held (CA mode enrols after
+    /// the admin listener is up, so probes can see why it is not ready).
+    pub identity: ArcSwapOption<Identity>,
     pub policy: Option<Arc<PolicyStore>>,
     pub metrics: Arc<Metrics>,
 }
@@ -43,7 +47,6 @@ impl AdminState {
     pub fn new(
         service: String,
         spiffe_id: SpiffeId,
-        not_after: SystemTime,
         policy: Option<Arc<PolicyStore>>,
         metrics: Arc<Metrics>,
     ) -> Arc<AdminState> {
@@ -51,7 +54,7 @@ impl AdminState {
             ready: AtomicBool::new(false),
             service,
             spiffe_id,
-            not_after,
+            identity: ArcSwapOption::empty(),
             policy,
             metrics,
         })
@@ -61,8 +64,21 @@ impl AdminState {
         self.ready.store(ready, Ordering::SeqCst);
     }
 
+    /// Ready: serving, not draining, and holding a certificate that has
+    /// not expired. `Err` says why not.
+    pub fn readiness(&self) -> Result<(), &'static str> {
+        if !self.ready.load(Ordering::SeqCst) {
+            return Err("not ready: starting or draining");
+        }
+        match self.identity.load().as_ref() {
+            None => Err("not ready: no workload certificate yet"),
+            Some(id) if !id.is_valid() => Err("not ready: the workload certificate has expired"),
+            Some(_) => Ok(()),
+        }
+    }
+
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
+        self.readiness().is_ok()
     }
 }
 
@@ -90,8 +106,10 @@ pub async fn handle(
     }
     Ok(match req.uri().path() {
         "/live" => text(StatusCode::OK, "live\n"),
-        "/ready" if state.is_ready() => text(StatusCode::OK, "ready\n"),
-        "/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        "/ready" => match state.readiness() {
+            Ok(()) => text(StatusCode::OK, "ready\n"),
+            Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+        },
         "/metrics" => {
             let mut resp = text(StatusCode::OK, state.metrics.encode());
             resp.headers_mut().insert(
@@ -101,11 +119,24 @@ pub async fn handle(
             resp
         }
         "/identity" => {
-            let body = serde_json::json!({
+            let cert = state.identity.load().as_ref().map(|id| {
+                let info = id.info();
+                serde_json::json!({
+                    "serial": info.serial_hex,
+                    "not_before": humantime::format_rfc3339_seconds(info.not_before).to_string(),
+                    "not_after": humantime::format_rfc3339_seconds(info.not_after).to_string(),
+                    "valid": id.is_valid(),
+                    "trusted_roots": info.roots,
+                })
+            });
+            let mut body = serde_json::json!({
                 "service": state.service,
                 "spiffe_id": state.spiffe_id.as_str(),
-                "not_after": humantime::format_rfc3339_seconds(state.not_after).to_string(),
+                "certificate": cert,
             });
+            if let Some(c) = &cert {
+                body["not_after"] = c["not_after"].clone();
+            }
             json(format!("{body}\n"))
         }
         "/policy" => {

@@ -137,16 +137,53 @@ impl Default for RuntimeConfig {
     }
 }
 
-/// Where the workload's certificate, key and trust bundle are.
+/// Where the workload's certificate, key and trust bundle come from: three
+/// files (written by `usher ca issue`, SPIRE or cert-manager), or
+/// enrolment with `usher ca serve` (`ca`). Exactly one of the two.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityConfig {
-    /// PEM: the leaf certificate first, then any intermediates.
+    /// PEM: the leaf certificate first, then any intermediates. Empty when
+    /// `ca` is used.
+    #[serde(default)]
     pub cert: PathBuf,
     /// PEM: the leaf's private key (PKCS#8, SEC1 or PKCS#1).
+    #[serde(default)]
     pub key: PathBuf,
     /// PEM: the trusted root certificates.
+    #[serde(default)]
     pub bundle: PathBuf,
+    /// Enrol with a usher CA server instead of reading files.
+    #[serde(default)]
+    pub ca: Option<CaIdentityConfig>,
+    /// File mode: swap in new files when they change on disk.
+    #[serde(default = "defaults::yes")]
+    pub watch: bool,
+}
+
+/// `identity.ca`: get and renew the certificate from `usher ca serve`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaIdentityConfig {
+    /// The CA server, `https://host:port`.
+    #[serde(deserialize_with = "de::https_url")]
+    pub url: String,
+    /// PEM: the roots that verify the CA server (and are trusted for peers
+    /// until the CA serves its bundle).
+    pub bundle: PathBuf,
+    /// The bootstrap token for the first enrolment (a file the platform
+    /// mounts; re-read at every enrolment).
+    pub token_file: PathBuf,
+    /// The identity to ask for.
+    #[serde(deserialize_with = "de::spiffe_id")]
+    pub spiffe_id: SpiffeId,
+    /// Renew at this fraction of the certificate's lifetime (with ±10 %
+    /// jitter), like Linkerd and SPIRE do.
+    #[serde(
+        default = "defaults::renew_at",
+        deserialize_with = "de::renew_fraction"
+    )]
+    pub renew_at: f64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -314,6 +351,9 @@ mod defaults {
     pub fn sample_rate() -> f64 {
         1.0
     }
+    pub fn renew_at() -> f64 {
+        0.7
+    }
 }
 
 /// Deserializers whose errors say what was expected, with an example.
@@ -371,6 +411,33 @@ mod de {
         } else {
             Err(D::Error::custom(format!(
                 "expected a fraction from 0.0 to 1.0, got {f}"
+            )))
+        }
+    }
+
+    pub fn renew_fraction<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        let f = f64::deserialize(d)?;
+        if (0.1..=0.95).contains(&f) {
+            Ok(f)
+        } else {
+            Err(D::Error::custom(format!(
+                "expected a fraction of the certificate lifetime from 0.1 to 0.95, got {f}"
+            )))
+        }
+    }
+
+    pub fn https_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = s
+            .parse::<http::Uri>()
+            .ok()
+            .filter(|u| u.scheme_str() == Some("https") && u.authority().is_some())
+            .is_some();
+        if ok {
+            Ok(s)
+        } else {
+            Err(D::Error::custom(format!(
+                "expected the CA server's URL such as https://ca.mesh:8443, got {s:?}"
             )))
         }
     }
@@ -486,9 +553,16 @@ impl Config {
             }
         })?;
         config.validate(file)?;
-        config.identity.cert = base.join(&config.identity.cert);
-        config.identity.key = base.join(&config.identity.key);
-        config.identity.bundle = base.join(&config.identity.bundle);
+        let identity = &mut config.identity;
+        for path in [&mut identity.cert, &mut identity.key, &mut identity.bundle] {
+            if !path.as_os_str().is_empty() {
+                *path = base.join(&*path);
+            }
+        }
+        if let Some(ca) = identity.ca.as_mut() {
+            ca.bundle = base.join(&ca.bundle);
+            ca.token_file = base.join(&ca.token_file);
+        }
         if let Some(policy) = config.policy.as_mut() {
             for path in policy.files.iter_mut().chain(policy.data.iter_mut()) {
                 *path = base.join(&*path);
@@ -508,6 +582,29 @@ impl Config {
                 "service".into(),
                 "expected a non-empty service name".into(),
             ));
+        }
+        let files = [
+            ("identity.cert", &self.identity.cert),
+            ("identity.key", &self.identity.key),
+            ("identity.bundle", &self.identity.bundle),
+        ];
+        match &self.identity.ca {
+            None => {
+                if let Some((key, _)) = files.iter().find(|(_, p)| p.as_os_str().is_empty()) {
+                    return Err(err(
+                        (*key).into(),
+                        "required, but missing (give identity.cert, identity.key and identity.bundle, or identity.ca)".into(),
+                    ));
+                }
+            }
+            Some(_) => {
+                if let Some((key, _)) = files.iter().find(|(_, p)| !p.as_os_str().is_empty()) {
+                    return Err(err(
+                        (*key).into(),
+                        "cannot be used together with identity.ca (the CA provides the certificate, key and bundle)".into(),
+                    ));
+                }
+            }
         }
         for (i, route) in self.outbound.routes.iter().enumerate() {
             if let Some(j) = self.outbound.routes[..i]

@@ -17,7 +17,9 @@ use crate::authz::{spawn_watcher, AuthzShared, PolicyStore};
 use crate::config::Config;
 use crate::connect::tls_failure_reason;
 use crate::forward::Upstream;
-use crate::identity::{self, Alpn, CertStore, IdentityError, TlsError};
+use crate::identity::{
+    self, renew, watch, Alpn, CertStore, Identity, IdentityError, TlsError, TrustStore,
+};
 use crate::inbound::{self, AppConnector, Inbound, InboundConn};
 use crate::outbound::{Outbound, PeerConnector, RouteTable};
 use crate::serve::{accept_loop, http_builder, serve_http, Lifecycle};
@@ -61,6 +63,8 @@ pub struct Sidecar {
     pub policy: Option<Arc<PolicyStore>>,
     pub admin: Arc<AdminState>,
     pub certs: Arc<CertStore>,
+    /// The identity in force (renewed or reloaded in place).
+    pub identity: Arc<Identity>,
     pub telemetry: Arc<Telemetry>,
     life: Lifecycle,
     admin_life: Lifecycle,
@@ -80,25 +84,20 @@ impl Sidecar {
     /// any failure is returned before a single request is accepted.
     pub async fn start(config: &Config) -> Result<Sidecar, StartError> {
         let provider = identity::crypto_provider(&config.tls);
-        let loaded = identity::load_identity(&config.identity, &provider)?;
-        let certs = CertStore::new(loaded.certified_key.clone());
+        // File mode: the files are read and checked before anything binds.
+        // CA mode: enrolment happens once the admin listener is up.
+        let (file_identity, spiffe_id) = match &config.identity.ca {
+            Some(ca) => (None, ca.spiffe_id.clone()),
+            None => {
+                let loaded = identity::load_identity(&config.identity, &provider)?;
+                let id = loaded.spiffe_id.clone();
+                (Some(loaded), id)
+            }
+        };
         let policy = match &config.policy {
             Some(p) => Some(PolicyStore::load(p)?),
             None => None,
         };
-        let server_tls = identity::server_config(
-            certs.clone(),
-            loaded.roots.clone(),
-            &config.tls,
-            provider.clone(),
-        )?;
-        let routes = Arc::new(RouteTable::build(
-            &config.outbound.routes,
-            &certs,
-            &loaded.roots,
-            &config.tls,
-            &provider,
-        )?);
 
         let bind = |key: &'static str, addr: SocketAddr| async move {
             TcpListener::bind(addr)
@@ -124,25 +123,89 @@ impl Sidecar {
 
         let life = Lifecycle::default();
         let admin_life = Lifecycle::default();
-        let telemetry = Telemetry::start(
-            &config.telemetry,
-            &config.service,
-            loaded.spiffe_id.as_str(),
-        )?;
-        telemetry.metrics.set_cert_expiry(loaded.not_after);
+        let telemetry = Telemetry::start(&config.telemetry, &config.service, spiffe_id.as_str())?;
+        let metrics = telemetry.metrics.clone();
         let state = AdminState::new(
             config.service.clone(),
-            loaded.spiffe_id.clone(),
-            loaded.not_after,
+            spiffe_id.clone(),
             policy.clone(),
-            telemetry.metrics.clone(),
+            metrics.clone(),
         );
+        let builder = Arc::new(http_builder());
+
+        // Admin first: it outlives the drain so probes see `/ready` turn
+        // false, and in CA mode it answers while the sidecar enrols.
+        {
+            let state = state.clone();
+            let life2 = admin_life.clone();
+            let builder = builder.clone();
+            tokio::spawn(accept_loop(
+                admin_listener,
+                "admin",
+                admin_life.clone(),
+                move |tcp, remote| {
+                    let state = state.clone();
+                    let builder = builder.clone();
+                    let shutdown = life2.shutdown.clone();
+                    async move {
+                        let svc = move |req| admin::handle(state.clone(), req, remote);
+                        serve_http(&builder, tcp, svc, &shutdown).await;
+                    }
+                },
+            ));
+        }
+
+        // The identity: the files read above, or a certificate from the CA.
+        let (loaded, ca_credentials) = match (file_identity, &config.identity.ca) {
+            (Some(loaded), _) => (loaded, None),
+            (None, Some(ca)) => {
+                let (loaded, creds) = renew::enrol(ca, &provider, &metrics).await;
+                (loaded, Some(creds))
+            }
+            (None, None) => {
+                // Unreachable by construction (no CA means files were loaded).
+                let loaded = identity::load_identity(&config.identity, &provider)?;
+                (loaded, None)
+            }
+        };
+        let trust = TrustStore::new(loaded.roots.clone(), provider.clone())?;
+        let identity = Identity::new(loaded, trust.clone(), metrics.clone());
+        state.identity.store(Some(identity.clone()));
+        let certs = identity.certs.clone();
+        let server_tls =
+            identity::server_config(certs.clone(), trust.clone(), &config.tls, provider.clone())?;
+        let routes = Arc::new(RouteTable::build(
+            &config.outbound.routes,
+            &certs,
+            &trust,
+            &config.tls,
+            &provider,
+        )?);
+        match (ca_credentials, &config.identity.ca) {
+            (Some(creds), Some(ca)) => renew::spawn_renewal(
+                identity.clone(),
+                ca.clone(),
+                creds,
+                provider.clone(),
+                metrics.clone(),
+                life.shutdown.clone(),
+            ),
+            _ if config.identity.watch => watch::spawn_file_watcher(
+                identity.clone(),
+                config.identity.clone(),
+                provider.clone(),
+                metrics.clone(),
+                life.shutdown.clone(),
+            )?,
+            _ => {}
+        }
+
         let authz = policy.as_ref().map(|store| {
             AuthzShared::new(
                 store.clone(),
-                loaded.spiffe_id.clone(),
+                spiffe_id.clone(),
                 addrs.inbound,
-                telemetry.metrics.clone(),
+                metrics.clone(),
             )
         });
         if let (Some(store), Some(p)) = (&policy, &config.policy) {
@@ -158,10 +221,9 @@ impl Sidecar {
             config.inbound.app,
             Upstream::new(app_connector.clone(), app_connector, life.tasks.clone()),
         );
-        let builder = Arc::new(http_builder());
         let listener = Arc::new(InboundListener {
             acceptor: TlsAcceptor::from(server_tls),
-            own_id: loaded.spiffe_id.clone(),
+            own_id: spiffe_id.clone(),
             shared: inbound,
             authz,
             telemetry: telemetry.clone(),
@@ -177,7 +239,6 @@ impl Sidecar {
 
         // Outbound: plain HTTP from the app → route → mTLS to the peer.
         let timeout = config.outbound.connect_timeout;
-        let metrics = &telemetry.metrics;
         let outbound = Outbound::new(
             routes.clone(),
             Upstream::new(
@@ -209,32 +270,13 @@ impl Sidecar {
             ));
         }
 
-        // Admin: outlives the drain so probes see `/ready` turn false.
-        {
-            let state = state.clone();
-            let life2 = admin_life.clone();
-            tokio::spawn(accept_loop(
-                admin_listener,
-                "admin",
-                admin_life.clone(),
-                move |tcp, remote| {
-                    let state = state.clone();
-                    let builder = builder.clone();
-                    let shutdown = life2.shutdown.clone();
-                    async move {
-                        let svc = move |req| admin::handle(state.clone(), req, remote);
-                        serve_http(&builder, tcp, svc, &shutdown).await;
-                    }
-                },
-            ));
-        }
-
         state.set_ready(true);
         Ok(Sidecar {
             addrs,
             policy,
             admin: state,
             certs,
+            identity,
             telemetry,
             life,
             admin_life,

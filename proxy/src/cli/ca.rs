@@ -17,15 +17,71 @@ Writes DIR/ca.pem (the root certificate, share it) and DIR/ca-key.pem (mode 0600
 Refuses to overwrite an existing CA unless --force is given."
     )]
     Init {
-        /// The SPIFFE trust domain, e.g. mesh.local.
-        #[arg(long, value_name = "TD")]
-        trust_domain: String,
+        /// The SPIFFE trust domain, e.g. mesh.local (taken from the parent with --parent-dir).
+        #[arg(long, value_name = "TD", required_unless_present = "parent_dir")]
+        trust_domain: Option<String>,
         /// Where to write the CA files.
         #[arg(long, value_name = "CA_DIR")]
         dir: PathBuf,
+        /// Make an intermediate CA signed by the CA in PARENT_DIR (the root stays offline there).
+        #[arg(long, value_name = "PARENT_DIR", conflicts_with_all = ["import_cert", "import_key"])]
+        parent_dir: Option<PathBuf>,
+        /// Import an existing CA certificate (PEM), e.g. from cert-manager or your PKI.
+        #[arg(long, value_name = "FILE", requires_all = ["import_key", "import_bundle"])]
+        import_cert: Option<PathBuf>,
+        /// The imported CA's private key (PEM).
+        #[arg(long, value_name = "FILE", requires = "import_cert")]
+        import_key: Option<PathBuf>,
+        /// The root certificate(s) the imported CA chains to (PEM): the trust bundle.
+        #[arg(long, value_name = "FILE", requires = "import_cert")]
+        import_bundle: Option<PathBuf>,
+        /// Intermediates between the imported CA and the root (PEM), if any.
+        #[arg(long, value_name = "FILE", requires = "import_cert")]
+        import_chain: Option<PathBuf>,
         /// Replace an existing CA in DIR (every certificate it issued stops being trusted).
         #[arg(long)]
         force: bool,
+    },
+    /// Mint a bootstrap token: lets a sidecar obtain its first certificate from `usher ca serve`.
+    #[command(
+        after_help = "Example:\n  usher ca token --ca-dir ./ca --spiffe-id 'spiffe://mesh.local/ns/shop/*' --ttl 1h --single-use\n\n\
+Prints the token once; the CA keeps only its SHA-256 hash (CA_DIR/tokens.jsonl).\n\
+Mount it as a file for the sidecar (identity.ca.token_file)."
+    )]
+    Token {
+        /// The CA folder.
+        #[arg(long, value_name = "CA_DIR")]
+        ca_dir: PathBuf,
+        /// The SPIFFE ID the token may obtain, or a prefix ending in /* (whole path segments).
+        #[arg(long, value_name = "ID|PATTERN")]
+        spiffe_id: String,
+        /// How long the token can be used.
+        #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+        ttl: Duration,
+        /// The token works once.
+        #[arg(long)]
+        single_use: bool,
+    },
+    /// Run the CA server: sidecars enrol with a token and renew with their certificate.
+    #[command(
+        after_help = "Example:\n  usher ca serve --ca-dir ./ca --listen 0.0.0.0:8443 --cert-ttl 24h --dns ca.mesh.svc\n\n\
+HTTPS (TLS 1.3). POST /v1/enrol (bootstrap token + CSR), POST /v1/renew (mutual TLS with the current\n\
+certificate + CSR), GET /v1/bundle. Private keys never cross the network: sidecars send CSRs.\n\
+Every issued certificate is appended to CA_DIR/issued.jsonl."
+    )]
+    Serve {
+        /// The CA folder.
+        #[arg(long, value_name = "CA_DIR")]
+        ca_dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// Lifetime of issued workload certificates (seconds to days: 30s, 1h, 24h).
+        #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+        cert_ttl: Duration,
+        /// A DNS name sidecars use to reach the CA (in its server certificate); repeatable.
+        #[arg(long = "dns", value_name = "NAME")]
+        dns: Vec<String>,
     },
     /// Issue a workload certificate (X.509-SVID) with a freshly made key.
     #[command(
@@ -61,9 +117,49 @@ pub fn run(cmd: CaCommand) -> Result<(), CliError> {
         CaCommand::Init {
             trust_domain,
             dir,
+            parent_dir,
+            import_cert,
+            import_key,
+            import_bundle,
+            import_chain,
             force,
         } => {
-            let ca = init_ca(&dir, &trust_domain, force)?;
+            let ca = match (parent_dir, import_cert) {
+                (Some(parent), _) => usher_ca::init_intermediate(&dir, &parent, force)?,
+                (None, Some(cert)) => {
+                    let read = |p: &PathBuf| {
+                        std::fs::read_to_string(p).map_err(|e| {
+                            CliError::Usage(format!("cannot read {}: {e}", p.display()))
+                        })
+                    };
+                    let td = trust_domain.clone().ok_or_else(|| {
+                        CliError::Usage("--import-cert needs --trust-domain".into())
+                    })?;
+                    let (Some(key), Some(bundle)) = (import_key, import_bundle) else {
+                        return Err(CliError::Usage(
+                            "--import-cert needs --import-key and --import-bundle".into(),
+                        ));
+                    };
+                    let chain = match &import_chain {
+                        Some(p) => Some(read(p)?),
+                        None => None,
+                    };
+                    usher_ca::import_ca(
+                        &dir,
+                        &read(&cert)?,
+                        &read(&key)?,
+                        &read(&bundle)?,
+                        chain.as_deref(),
+                        &td,
+                        force,
+                    )?
+                }
+                (None, None) => {
+                    let td = trust_domain
+                        .ok_or_else(|| CliError::Usage("--trust-domain is required".into()))?;
+                    init_ca(&dir, &td, force)?
+                }
+            };
             println!(
                 "created CA for trust domain {} in {}\n  {}  root certificate (share)\n  {}  private key (0600, keep secret)",
                 ca.trust_domain(),
@@ -73,6 +169,29 @@ pub fn run(cmd: CaCommand) -> Result<(), CliError> {
             );
             Ok(())
         }
+        CaCommand::Token {
+            ca_dir,
+            spiffe_id,
+            ttl,
+            single_use,
+        } => {
+            let pattern = usher_ca::IdPattern::parse(&spiffe_id)
+                .map_err(|e| CliError::Usage(format!("--spiffe-id {spiffe_id:?}: {e}")))?;
+            let spec = usher_ca::TokenSpec {
+                pattern,
+                ttl,
+                single_use,
+            };
+            let token = usher_ca::mint_token(&ca_dir, &spec)?;
+            println!("{token}");
+            Ok(())
+        }
+        CaCommand::Serve {
+            ca_dir,
+            listen,
+            cert_ttl,
+            dns,
+        } => serve(ca_dir, listen, cert_ttl, dns),
         CaCommand::Issue {
             ca_dir,
             spiffe_id,
@@ -100,4 +219,36 @@ pub fn run(cmd: CaCommand) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// `usher ca serve`: runs until SIGTERM or SIGINT.
+fn serve(
+    ca_dir: PathBuf,
+    listen: std::net::SocketAddr,
+    cert_ttl: Duration,
+    dns: Vec<String>,
+) -> Result<(), CliError> {
+    crate::telemetry::logs::init_json();
+    let rt = super::runtime(2)?;
+    rt.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let err =
+            |e: std::io::Error| CliError::Runtime(format!("cannot install signal handlers: {e}"));
+        let mut term = signal(SignalKind::terminate()).map_err(err)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(err)?;
+        let mut config = usher_ca::CaServerConfig::new(ca_dir, listen);
+        config.cert_ttl = cert_ttl;
+        config.dns_names = dns;
+        let server = usher_ca::CaServer::start(config)
+            .await
+            .map_err(|e| CliError::Runtime(format!("ca serve: {e}")))?;
+        tracing::info!(listen = %server.addr, cert_ttl = ?cert_ttl, "usher CA ready");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("stopping the CA server");
+        server.shutdown().await;
+        Ok(())
+    })
 }

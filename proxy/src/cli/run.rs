@@ -18,8 +18,16 @@ pub fn run(path: &Path) -> Result<(), CliError> {
     rt.block_on(async {
         // Handlers first: a signal that arrives once "usher ready" is logged
         // must drain, not kill the process with the default action.
-        let signals = Signals::install()?;
-        let sidecar = Sidecar::start(&config).await?;
+        let mut signals = Signals::install()?;
+        // Start-up can wait (CA mode retries enrolment until the CA
+        // answers); a stop signal meanwhile ends it.
+        let sidecar = tokio::select! {
+            started = Sidecar::start(&config) => started?,
+            signal = signals.stop() => {
+                tracing::info!(signal, "stopped before becoming ready");
+                return Ok(());
+            }
+        };
         tracing::info!(
             service = %config.service,
             spiffe_id = %sidecar.admin.spiffe_id,
@@ -56,6 +64,14 @@ impl Signals {
             int: signal(SignalKind::interrupt()).map_err(err)?,
             hup: signal(SignalKind::hangup()).map_err(err)?,
         })
+    }
+
+    /// Waits for SIGTERM or SIGINT.
+    async fn stop(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
     }
 
     /// Waits for SIGTERM or SIGINT; SIGHUP reloads the policy meanwhile.

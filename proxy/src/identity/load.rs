@@ -19,7 +19,32 @@ pub struct LoadedIdentity {
     pub spiffe_id: SpiffeId,
     pub certified_key: Arc<CertifiedKey>,
     pub roots: Arc<RootCertStore>,
+    pub not_before: SystemTime,
     pub not_after: SystemTime,
+    /// The leaf's serial number, lower-case hex.
+    pub serial_hex: String,
+    /// The bundle as read (PEM), to tell whether a new one differs.
+    pub bundle_pem: Vec<u8>,
+}
+
+/// Where PEM material came from, for error messages: three files, or a
+/// CA response (named by its URL).
+#[derive(Clone, Debug)]
+pub struct Origin {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub bundle: PathBuf,
+}
+
+impl Origin {
+    pub fn ca(url: &str) -> Origin {
+        let name = |what: &str| PathBuf::from(format!("{what} from the CA at {url}"));
+        Origin {
+            cert: name("certificate"),
+            key: name("key"),
+            bundle: name("bundle"),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,32 +85,57 @@ pub fn load_identity(
     config: &IdentityConfig,
     provider: &CryptoProvider,
 ) -> Result<LoadedIdentity, IdentityError> {
-    let chain = read_certs(&config.cert)?;
+    let origin = Origin {
+        cert: config.cert.clone(),
+        key: config.key.clone(),
+        bundle: config.bundle.clone(),
+    };
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| (path.to_path_buf(), rustls_pki_types::pem::Error::Io(e)))
+    };
+    let cert =
+        read(&config.cert).map_err(|(path, source)| IdentityError::ReadCerts { path, source })?;
     let key =
-        PrivateKeyDer::from_pem_file(&config.key).map_err(|source| IdentityError::ReadKey {
-            path: config.key.clone(),
-            source,
-        })?;
+        read(&config.key).map_err(|(path, source)| IdentityError::ReadKey { path, source })?;
+    let bundle =
+        read(&config.bundle).map_err(|(path, source)| IdentityError::ReadCerts { path, source })?;
+    parse_identity(&cert, &key, &bundle, &origin, provider)
+}
+
+/// Parses and cross-checks PEM material: the chain (leaf first), its key
+/// and the trust bundle.
+pub fn parse_identity(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    bundle_pem: &[u8],
+    origin: &Origin,
+    provider: &CryptoProvider,
+) -> Result<LoadedIdentity, IdentityError> {
+    let chain = read_certs(cert_pem, &origin.cert)?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|source| IdentityError::ReadKey {
+        path: origin.key.clone(),
+        source,
+    })?;
     let certified_key = CertifiedKey::from_der(chain, key, provider).map_err(|source| {
         IdentityError::KeyMismatch {
-            path: config.key.clone(),
+            path: origin.key.clone(),
             source,
         }
     })?;
     let leaf = &certified_key.cert[0];
     let spiffe_id = spiffe_id_from_cert_der(leaf).map_err(|source| IdentityError::NoSpiffeId {
-        path: config.cert.clone(),
+        path: origin.cert.clone(),
         source,
     })?;
-    let not_after = not_after(leaf).map_err(|reason| IdentityError::BadCert {
-        path: config.cert.clone(),
+    let facts = leaf_facts(leaf).map_err(|reason| IdentityError::BadCert {
+        path: origin.cert.clone(),
         reason,
     })?;
 
     let mut roots = RootCertStore::empty();
-    for cert in read_certs(&config.bundle)? {
+    for cert in read_certs(bundle_pem, &origin.bundle)? {
         roots.add(cert).map_err(|source| IdentityError::BadRoot {
-            path: config.bundle.clone(),
+            path: origin.bundle.clone(),
             source,
         })?;
     }
@@ -93,13 +143,16 @@ pub fn load_identity(
         spiffe_id,
         certified_key: Arc::new(certified_key),
         roots: Arc::new(roots),
-        not_after,
+        not_before: facts.not_before,
+        not_after: facts.not_after,
+        serial_hex: facts.serial_hex,
+        bundle_pem: bundle_pem.to_vec(),
     })
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, IdentityError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+fn read_certs(pem: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>>, IdentityError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|source| IdentityError::ReadCerts {
             path: path.to_path_buf(),
             source,
@@ -112,9 +165,22 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, IdentityError
     Ok(certs)
 }
 
-fn not_after(der: &[u8]) -> Result<SystemTime, String> {
+struct LeafFacts {
+    not_before: SystemTime,
+    not_after: SystemTime,
+    serial_hex: String,
+}
+
+fn leaf_facts(der: &[u8]) -> Result<LeafFacts, String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
-    let secs = cert.validity().not_after.timestamp();
-    let secs = u64::try_from(secs).map_err(|_| "notAfter is before 1970".to_string())?;
-    Ok(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+    let time = |t: i64| {
+        u64::try_from(t)
+            .map(|secs| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+            .map_err(|_| "a validity date is before 1970".to_string())
+    };
+    Ok(LeafFacts {
+        not_before: time(cert.validity().not_before.timestamp())?,
+        not_after: time(cert.validity().not_after.timestamp())?,
+        serial_hex: cert.tbs_certificate.raw_serial_as_string().replace(':', ""),
+    })
 }

@@ -56,6 +56,8 @@ fn files(dir: &Path) -> IdentityConfig {
         cert: dir.join("cert.pem"),
         key: dir.join("key.pem"),
         bundle: dir.join("bundle.pem"),
+        ca: None,
+        watch: true,
     }
 }
 
@@ -239,7 +241,8 @@ fn server(files: &IdentityConfig, tls: &TlsConfig) -> (Arc<ServerConfig>, Arc<Ce
     let provider = crypto_provider(tls);
     let loaded = load_identity(files, &provider).unwrap();
     let certs = CertStore::new(loaded.certified_key);
-    let config = server_config(certs.clone(), loaded.roots, tls, provider).unwrap();
+    let trust = TrustStore::new(loaded.roots, provider.clone()).unwrap();
+    let config = server_config(certs.clone(), trust, tls, provider).unwrap();
     (config, certs)
 }
 
@@ -450,7 +453,7 @@ async fn client_config_checks_the_routes_identity() {
     let config = |expected| {
         client_config(
             certs.clone(),
-            a.roots.clone(),
+            TrustStore::new(a.roots.clone(), provider()).unwrap(),
             expected,
             Alpn::Http1,
             &TlsConfig::default(),

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use rustls::client::ResolvesClientCert;
 use rustls::crypto::{aws_lc_rs, CryptoProvider};
-use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::{ClientConfig, ServerConfig, SignatureScheme};
 use usher_ca::SpiffeId;
 
+use super::trust::TrustStore;
 use super::verify::{SpiffeClientVerifier, SpiffeServerVerifier};
 use crate::config::{TlsConfig, TlsVersion};
 
@@ -108,14 +109,13 @@ impl Alpn {
 /// against the bundle, and the client must present a SPIFFE ID.
 pub fn server_config(
     certs: Arc<CertStore>,
-    roots: Arc<RootCertStore>,
+    trust: Arc<TrustStore>,
     tls: &TlsConfig,
     provider: Arc<CryptoProvider>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    let webpki = WebPkiClientVerifier::builder_with_provider(roots, provider.clone()).build()?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(versions(tls))?
-        .with_client_cert_verifier(Arc::new(SpiffeClientVerifier::new(webpki)))
+        .with_client_cert_verifier(Arc::new(SpiffeClientVerifier::new(trust)))
         .with_cert_resolver(certs);
     config.alpn_protocols = vec![Alpn::H2.id().to_vec(), Alpn::Http1.id().to_vec()];
     Ok(Arc::new(config))
@@ -125,13 +125,13 @@ pub fn server_config(
 /// accepts only a peer whose SPIFFE ID is `expected`.
 pub fn client_config(
     certs: Arc<CertStore>,
-    roots: Arc<RootCertStore>,
+    trust: Arc<TrustStore>,
     expected: SpiffeId,
     alpn: Alpn,
     tls: &TlsConfig,
     provider: Arc<CryptoProvider>,
 ) -> Result<Arc<ClientConfig>, TlsError> {
-    let verifier = SpiffeServerVerifier::new(roots, expected, provider.clone());
+    let verifier = SpiffeServerVerifier::with_trust(trust, expected, provider.clone());
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions(tls))?
         .dangerous()

@@ -22,6 +22,8 @@ use rustls::{
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use usher_ca::{spiffe_id_from_cert_der, SpiffeId};
 
+use super::trust::TrustStore;
+
 /// The server presented a valid certificate for another workload.
 #[derive(Debug, Clone)]
 pub struct IdentityMismatch {
@@ -45,21 +47,24 @@ fn other_error(e: impl std::error::Error + Send + Sync + 'static) -> rustls::Err
     rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(e))))
 }
 
-/// Inbound: webpki's client verifier, plus "the leaf carries a SPIFFE ID".
+/// Inbound: webpki's client verifier for the bundle in force, plus "the
+/// leaf carries a SPIFFE ID".
 #[derive(Debug)]
 pub(super) struct SpiffeClientVerifier {
-    inner: Arc<dyn ClientCertVerifier>,
+    trust: Arc<TrustStore>,
 }
 
 impl SpiffeClientVerifier {
-    pub(super) fn new(inner: Arc<dyn ClientCertVerifier>) -> Self {
-        SpiffeClientVerifier { inner }
+    pub(super) fn new(trust: Arc<TrustStore>) -> Self {
+        SpiffeClientVerifier { trust }
     }
 }
 
 impl ClientCertVerifier for SpiffeClientVerifier {
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner.root_hint_subjects()
+        // The bundle can change under us, so no borrowed hints: mesh
+        // clients have one certificate and do not choose by hint.
+        &[]
     }
 
     fn verify_client_cert(
@@ -68,7 +73,9 @@ impl ClientCertVerifier for SpiffeClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.inner
+        self.trust
+            .current()
+            .client_verifier
             .verify_client_cert(end_entity, intermediates, now)?;
         spiffe_id_from_cert_der(end_entity).map_err(other_error)?;
         Ok(ClientCertVerified::assertion())
@@ -80,7 +87,10 @@ impl ClientCertVerifier for SpiffeClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.trust
+            .current()
+            .client_verifier
+            .verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -89,11 +99,17 @@ impl ClientCertVerifier for SpiffeClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.trust
+            .current()
+            .client_verifier
+            .verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.trust
+            .current()
+            .client_verifier
+            .supported_verify_schemes()
     }
 }
 
@@ -102,9 +118,16 @@ impl ClientCertVerifier for SpiffeClientVerifier {
 /// name is ignored: mesh peers are named by SPIFFE ID, not DNS.
 #[derive(Debug)]
 pub struct SpiffeServerVerifier {
-    roots: Arc<RootCertStore>,
+    roots: Roots,
     expected: SpiffeId,
     provider: Arc<CryptoProvider>,
+}
+
+/// Fixed roots (tools, tests) or the sidecar's swappable bundle.
+#[derive(Debug)]
+enum Roots {
+    Fixed(Arc<RootCertStore>),
+    Store(Arc<TrustStore>),
 }
 
 impl SpiffeServerVerifier {
@@ -114,7 +137,20 @@ impl SpiffeServerVerifier {
         provider: Arc<CryptoProvider>,
     ) -> Self {
         SpiffeServerVerifier {
-            roots,
+            roots: Roots::Fixed(roots),
+            expected,
+            provider,
+        }
+    }
+
+    /// Verifies against whatever bundle `trust` holds at handshake time.
+    pub fn with_trust(
+        trust: Arc<TrustStore>,
+        expected: SpiffeId,
+        provider: Arc<CryptoProvider>,
+    ) -> Self {
+        SpiffeServerVerifier {
+            roots: Roots::Store(trust),
             expected,
             provider,
         }
@@ -131,9 +167,17 @@ impl ServerCertVerifier for SpiffeServerVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let parsed = ParsedCertificate::try_from(end_entity)?;
+        let snapshot;
+        let roots: &RootCertStore = match &self.roots {
+            Roots::Fixed(roots) => roots,
+            Roots::Store(store) => {
+                snapshot = store.current();
+                &snapshot.roots
+            }
+        };
         verify_server_cert_signed_by_trust_anchor(
             &parsed,
-            &self.roots,
+            roots,
             intermediates,
             now,
             self.provider.signature_verification_algorithms.all,

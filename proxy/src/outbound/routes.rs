@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
-use rustls::{ClientConfig, RootCertStore};
+use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use usher_ca::SpiffeId;
 
 use crate::config::{RouteConfig, TlsConfig};
-use crate::identity::{client_config, Alpn, CertStore, TlsError};
+use crate::identity::{client_config, Alpn, CertStore, TlsError, TrustStore};
 use crate::telemetry::Peer;
 
 /// One destination the local app may call.
@@ -50,7 +50,7 @@ impl RouteTable {
     pub fn build(
         configs: &[RouteConfig],
         certs: &Arc<CertStore>,
-        roots: &Arc<RootCertStore>,
+        trust: &Arc<TrustStore>,
         tls: &TlsConfig,
         provider: &Arc<CryptoProvider>,
     ) -> Result<RouteTable, TlsError> {
@@ -59,7 +59,7 @@ impl RouteTable {
             let make = |alpn| {
                 client_config(
                     certs.clone(),
-                    roots.clone(),
+                    trust.clone(),
                     rc.identity.clone(),
                     alpn,
                     tls,

@@ -85,6 +85,11 @@ struct PolicyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DropLabels {
     reason: &'static str,
 }
@@ -114,6 +119,9 @@ pub struct Metrics {
     /// [enforce, audit] × [allow, deny]
     policy: [[Counter; 2]; 2],
     cert_expiry: Gauge<f64, AtomicU64>,
+    /// [success, failure]
+    renewals: [Counter; 2],
+    last_renewal: Gauge<f64, AtomicU64>,
     spans_exported: Counter,
     spans_dropped: [Counter; 2],
     peers: PeerLabels,
@@ -176,6 +184,18 @@ impl Metrics {
             "When the workload certificate in use expires (Unix time)",
             cert_expiry.clone(),
         );
+        let renewal_family = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "identity_renewals",
+            "Certificate renewals (CA enrolment and renewal, or new files on disk), by result",
+            renewal_family.clone(),
+        );
+        let last_renewal = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "identity_last_renewal_timestamp_seconds",
+            "When the certificate in use was installed (Unix time)",
+            last_renewal.clone(),
+        );
         let spans_exported = Counter::default();
         registry.register(
             "trace_spans_exported",
@@ -217,6 +237,11 @@ impl Metrics {
             handshake_failures,
             policy: [policy("enforce"), policy("audit")],
             cert_expiry,
+            renewals: [
+                renewal_family.get_or_create_owned(&ResultLabels { result: "success" }),
+                renewal_family.get_or_create_owned(&ResultLabels { result: "failure" }),
+            ],
+            last_renewal,
             spans_exported,
             spans_dropped: [drop("queue_full"), drop("export_failed")],
             peers: PeerLabels::new(max_peer_labels),
@@ -259,6 +284,18 @@ impl Metrics {
             .unwrap_or(Duration::ZERO)
             .as_secs_f64();
         self.cert_expiry.set(secs);
+    }
+
+    /// A certificate was installed (`Ok`) or could not be obtained.
+    pub fn renewal(&self, ok: bool) {
+        self.renewals[usize::from(!ok)].inc();
+        if ok {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or(Duration::ZERO)
+                .as_secs_f64();
+            self.last_renewal.set(now);
+        }
     }
 
     pub fn spans_exported(&self, n: u64) {
