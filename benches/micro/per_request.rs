@@ -60,12 +60,19 @@ fn spiffe(c: &mut Criterion) {
         })
     });
     let own = SpiffeId::parse("spiffe://mesh.bench/ns/shop/sa/payments").unwrap();
+    let telemetry = usher_proxy::telemetry::Telemetry::start(
+        &usher_proxy::config::TelemetryConfig::default(),
+        "bench",
+        own.as_str(),
+    )
+    .unwrap();
     c.bench_function("InboundConn::new: xfcc value (per connection)", |b| {
         b.iter(|| {
             InboundConn::new(
                 black_box(&own),
                 id.clone(),
                 "127.0.0.1:5000".parse().unwrap(),
+                &telemetry,
             )
         })
     });
@@ -116,7 +123,7 @@ fn routes(c: &mut Criterion) {
     roots
         .add(rustls::pki_types::CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap())
         .unwrap();
-    let roots = Arc::new(roots);
+    let roots = usher_proxy::identity::TrustStore::new(Arc::new(roots), provider.clone()).unwrap();
     let configs: Vec<RouteConfig> = (0..100)
         .map(|i| RouteConfig {
             host: format!("svc-{i}.shop.svc"),
@@ -133,5 +140,36 @@ fn routes(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, spiffe, headers, routes);
+/// Trace context on the request path (tracing on): read the caller's
+/// `traceparent`, write ours; and counting a finished request in the
+/// connection's metric handles (always on).
+fn telemetry(c: &mut Criterion) {
+    use usher_proxy::telemetry::propagation::{extract, inject};
+    use usher_proxy::telemetry::{ConnMetrics, Direction, Metrics};
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    );
+    c.bench_function(
+        "trace context: extract + inject traceparent (per request)",
+        |b| {
+            b.iter(|| {
+                let mut h = headers.clone();
+                let incoming = extract(black_box(&h));
+                let parent = incoming.parent.clone().unwrap();
+                inject(&mut h, &parent, &incoming);
+                h
+            })
+        },
+    );
+    let metrics = Metrics::new(1000);
+    let conn = ConnMetrics::new(metrics.clone(), Direction::Inbound);
+    let peer = metrics.peer_label("spiffe://mesh.bench/ns/shop/sa/orders");
+    c.bench_function("request metrics: count + histogram (per request)", |b| {
+        b.iter(|| conn.record(black_box(&peer), 200, std::time::Duration::from_micros(450)))
+    });
+}
+
+criterion_group!(benches, spiffe, headers, routes, telemetry);
 criterion_main!(benches);

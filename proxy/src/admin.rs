@@ -67,14 +67,17 @@ impl AdminState {
     /// Ready: serving, not draining, and holding a certificate that has
     /// not expired. `Err` says why not.
     pub fn readiness(&self) -> Result<(), &'static str> {
+        match self.identity.load().as_ref() {
+            None => return Err("not ready: no workload certificate yet"),
+            Some(id) if !id.is_valid() => {
+                return Err("not ready: the workload certificate has expired")
+            }
+            Some(_) => {}
+        }
         if !self.ready.load(Ordering::SeqCst) {
             return Err("not ready: starting or draining");
         }
-        match self.identity.load().as_ref() {
-            None => Err("not ready: no workload certificate yet"),
-            Some(id) if !id.is_valid() => Err("not ready: the workload certificate has expired"),
-            Some(_) => Ok(()),
-        }
+        Ok(())
     }
 
     pub fn is_ready(&self) -> bool {
