@@ -118,6 +118,8 @@ fn every_help_text_has_an_example() {
         &["ca", "--help"],
         &["ca", "init", "--help"],
         &["ca", "issue", "--help"],
+        &["ca", "token", "--help"],
+        &["ca", "serve", "--help"],
     ] {
         let out = run(args);
         assert_success(&out);
@@ -496,4 +498,116 @@ fn run_with_a_missing_certificate_names_the_file() {
         "names the certificate file: {err}"
     );
     assert!(!stdout(&out).contains("usher ready"), "{}", stdout(&out));
+}
+
+// ---- ca token, ca serve, intermediates ----------------------------------
+
+#[test]
+fn ca_token_prints_a_token_and_keeps_only_its_hash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = init_ca(tmp.path());
+    let out = run(&[
+        "ca",
+        "token",
+        "--ca-dir",
+        path_str(&ca),
+        "--spiffe-id",
+        &format!("spiffe://{TD}/ns/shop/*"),
+        "--ttl",
+        "10m",
+        "--single-use",
+    ]);
+    assert_success(&out);
+    let token = stdout(&out).trim().to_string();
+    assert!(token.starts_with("usher-bt-"), "{token}");
+    let stored = std::fs::read_to_string(ca.join("tokens.jsonl")).unwrap();
+    assert!(
+        !stored.contains(&token),
+        "the token itself must not be stored"
+    );
+    assert!(stored.contains("single_use"), "{stored}");
+    assert_eq!(
+        mode(&ca.join("tokens.jsonl")) & 0o077,
+        0,
+        "tokens file is private"
+    );
+
+    let out = run(&[
+        "ca",
+        "token",
+        "--ca-dir",
+        path_str(&ca),
+        "--spiffe-id",
+        "spiffe://other.domain/ns/x",
+    ]);
+    let err = assert_failure(&out);
+    assert!(
+        err.contains("trust domain") || err.contains("other.domain"),
+        "{err}"
+    );
+}
+
+#[test]
+fn ca_init_makes_an_intermediate_below_a_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = init_ca(tmp.path());
+    let inter = tmp.path().join("intermediate");
+    assert_success(&run(&[
+        "ca",
+        "init",
+        "--dir",
+        path_str(&inter),
+        "--parent-dir",
+        path_str(&root),
+    ]));
+    let (out, certs) = issue(tmp.path(), &inter, &format!("spiffe://{TD}/ns/a/sa/b"), &[]);
+    assert_success(&out);
+    // The chain served is leaf + intermediate; the bundle is the root.
+    let chain: Vec<_> = CertificateDer::pem_file_iter(certs.join("cert.pem"))
+        .unwrap()
+        .collect();
+    assert_eq!(chain.len(), 2, "leaf and intermediate");
+    assert_eq!(
+        std::fs::read_to_string(certs.join("bundle.pem")).unwrap(),
+        std::fs::read_to_string(root.join("ca.pem")).unwrap()
+    );
+}
+
+#[test]
+fn ca_serve_runs_until_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = init_ca(tmp.path());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_usher"))
+        .args([
+            "ca",
+            "serve",
+            "--ca-dir",
+            path_str(&ca),
+            "--listen",
+            "127.0.0.1:0",
+            "--cert-ttl",
+            "1h",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("usher CA ready"));
+    let line = ready.expect("the CA logs that it is ready");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert!(
+        v["listen"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{line}"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0));
 }

@@ -656,3 +656,42 @@ fn telemetry_errors_name_the_key() {
     );
     assert!(shown.contains("from 1 to"), "{shown}");
 }
+
+#[test]
+fn identity_ca_mode_and_its_errors() {
+    let ca_mode = MINIMAL.replace(
+        "  cert: certs/cert.pem\n  key: certs/key.pem\n  bundle: certs/bundle.pem\n",
+        "  ca:\n    url: https://ca.mesh:8443\n    bundle: ca.pem\n    token_file: token\n    spiffe_id: spiffe://mesh.local/ns/shop/sa/orders\n",
+    );
+    assert_ne!(ca_mode, MINIMAL, "the replacement applies");
+    let config = parse(&ca_mode).unwrap();
+    let ca = config.identity.ca.unwrap();
+    assert_eq!(ca.bundle, Path::new("/etc/usher/ca.pem"));
+    assert_eq!(ca.token_file, Path::new("/etc/usher/token"));
+    assert_eq!(ca.renew_at, 0.7);
+
+    // Both ways at once, or neither: refused, naming the key.
+    let both = MINIMAL.replace(
+        "  bundle: certs/bundle.pem\n",
+        "  bundle: certs/bundle.pem\n  ca:\n    url: https://ca.mesh:8443\n    bundle: ca.pem\n    token_file: token\n    spiffe_id: spiffe://mesh.local/ns/shop/sa/orders\n",
+    );
+    let shown = error(&both, "identity.cert");
+    assert!(shown.contains("together with identity.ca"), "{shown}");
+    let neither = MINIMAL.replace("  key: certs/key.pem\n", "");
+    let shown = error(&neither, "identity.key");
+    assert!(shown.contains("required"), "{shown}");
+
+    let shown = error(
+        &ca_mode.replace("https://ca.mesh:8443", "http://ca.mesh:8443"),
+        "identity.ca.url",
+    );
+    assert!(shown.contains("https://"), "{shown}");
+    let shown = error(
+        &ca_mode.replace(
+            "    token_file: token\n",
+            "    token_file: token\n    renew_at: 1.5\n",
+        ),
+        "identity.ca.renew_at",
+    );
+    assert!(shown.contains("0.1 to 0.95"), "{shown}");
+}
