@@ -16,6 +16,19 @@ pub struct RequestBody {
     /// Trailers met while reading the prefix (the stream had ended).
     trailers: Option<http::HeaderMap>,
     rest: Option<Incoming>,
+    /// `inbound.max_request_body`: more bytes than this end the stream
+    /// with [`BodyError::TooLarge`].
+    limit: Option<u64>,
+    seen: u64,
+}
+
+/// Why a request body could not be read to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error(transparent)]
+    Read(#[from] hyper::Error),
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(u64),
 }
 
 impl RequestBody {
@@ -24,6 +37,22 @@ impl RequestBody {
             prefix: None,
             trailers: None,
             rest: Some(body),
+            limit: None,
+            seen: 0,
+        }
+    }
+
+    /// Caps the body at `max` bytes (the stream fails beyond it).
+    pub fn limit(mut self, max: u64) -> RequestBody {
+        self.limit = Some(max);
+        self
+    }
+
+    fn count(&mut self, n: usize) -> Result<(), BodyError> {
+        self.seen += n as u64;
+        match self.limit {
+            Some(max) if self.seen > max => Err(BodyError::TooLarge(max)),
+            _ => Ok(()),
         }
     }
 
@@ -33,7 +62,7 @@ impl RequestBody {
     pub async fn read_prefix(
         mut self,
         max: usize,
-    ) -> Result<(Bytes, bool, RequestBody), hyper::Error> {
+    ) -> Result<(Bytes, bool, RequestBody), BodyError> {
         use http_body_util::BodyExt;
         let mut buf = bytes::BytesMut::new();
         let mut ended = true;
@@ -49,7 +78,15 @@ impl RequestBody {
                         break;
                     }
                     Some(frame) => match frame?.into_data() {
-                        Ok(data) => buf.extend_from_slice(&data),
+                        Ok(data) => {
+                            self.seen += data.len() as u64;
+                            if let Some(limit) = self.limit {
+                                if self.seen > limit {
+                                    return Err(BodyError::TooLarge(limit));
+                                }
+                            }
+                            buf.extend_from_slice(&data)
+                        }
                         Err(frame) => {
                             // Trailers come last: the stream is over.
                             self.trailers = frame.into_trailers().ok();
@@ -71,6 +108,9 @@ impl RequestBody {
             prefix: (!all.is_empty()).then_some(all),
             trailers: self.trailers,
             rest: if ended { None } else { self.rest },
+            limit: self.limit,
+            // The prefix is counted when it was read.
+            seen: self.seen,
         };
         Ok((inspected, truncated, forward))
     }
@@ -84,18 +124,31 @@ impl From<Incoming> for RequestBody {
 
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         if let Some(prefix) = self.prefix.take() {
             return Poll::Ready(Some(Ok(Frame::data(prefix))));
         }
-        match self.rest.as_mut() {
-            Some(rest) => Pin::new(rest).poll_frame(cx),
-            None => Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t)))),
+        let this = &mut *self;
+        match this.rest.as_mut() {
+            Some(rest) => match Pin::new(rest).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        if let Err(e) = this.count(data.len()) {
+                            return Poll::Ready(Some(Err(e)));
+                        }
+                    }
+                    Poll::Ready(Some(Ok(frame)))
+                }
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::Read(e)))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+            None => Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t)))),
         }
     }
 

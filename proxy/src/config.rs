@@ -38,9 +38,20 @@ pub struct Config {
     /// Spans, access log, metric label bounds. Metrics are always on.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// End-user JWTs on inbound requests; absent: tokens are not looked at.
+    #[serde(default)]
+    pub authentication: Option<AuthenticationConfig>,
+    /// Per-caller token buckets on inbound requests.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
+mod guard;
 mod telemetry;
+pub use guard::{
+    AuthenticationConfig, BucketConfig, JwtIssuerConfig, RateLimitConfig, RouteLimitConfig,
+    TokenLocation,
+};
 pub use telemetry::{OtlpConfig, OtlpProtocol, TelemetryConfig};
 
 /// `policy:`: which Rego files decide, and how.
@@ -204,6 +215,37 @@ pub struct InboundConfig {
         deserialize_with = "de::duration"
     )]
     pub app_connect_timeout: Duration,
+    /// The app must answer (headers) within this; 504 otherwise.
+    #[serde(
+        default = "defaults::request_timeout",
+        deserialize_with = "de::duration"
+    )]
+    pub request_timeout: Duration,
+    /// Largest request head: 431 beyond it (HTTP/2: header list size).
+    #[serde(
+        default = "defaults::max_header_bytes",
+        deserialize_with = "de::header_bytes"
+    )]
+    pub max_header_bytes: usize,
+    /// Largest request body: 413 beyond it. Absent: unlimited (streamed).
+    #[serde(default)]
+    pub max_request_body: Option<u64>,
+    /// A request head must arrive within this after the connection is
+    /// ready for one (slowloris); the connection is closed otherwise.
+    #[serde(
+        default = "defaults::header_read_timeout",
+        deserialize_with = "de::duration"
+    )]
+    pub header_read_timeout: Duration,
+    /// A connection with no traffic for this long is closed.
+    #[serde(default = "defaults::idle_timeout", deserialize_with = "de::duration")]
+    pub idle_timeout: Duration,
+    /// Connections served at once; more are closed at accept.
+    #[serde(default = "defaults::max_connections", deserialize_with = "de::count")]
+    pub max_connections: usize,
+    /// Streams one HTTP/2 connection may have open at once.
+    #[serde(default = "defaults::h2_streams", deserialize_with = "de::count_u32")]
+    pub http2_max_concurrent_streams: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -354,6 +396,24 @@ mod defaults {
     pub fn renew_at() -> f64 {
         0.7
     }
+    pub fn request_timeout() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn max_header_bytes() -> usize {
+        16 * 1024
+    }
+    pub fn header_read_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn idle_timeout() -> Duration {
+        Duration::from_secs(300)
+    }
+    pub fn max_connections() -> usize {
+        10_000
+    }
+    pub fn h2_streams() -> u32 {
+        256
+    }
 }
 
 /// Deserializers whose errors say what was expected, with an example.
@@ -412,6 +472,36 @@ mod de {
             Err(D::Error::custom(format!(
                 "expected a fraction from 0.0 to 1.0, got {f}"
             )))
+        }
+    }
+
+    pub fn header_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+        let n = u64::deserialize(d)?;
+        match usize::try_from(n) {
+            Ok(n @ 8192..=1_048_576) => Ok(n),
+            _ => Err(D::Error::custom(format!(
+                "expected a size from 8192 to 1048576 bytes, got {n}"
+            ))),
+        }
+    }
+
+    pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+        let n = u64::deserialize(d)?;
+        match usize::try_from(n) {
+            Ok(n @ 1..=1_000_000) => Ok(n),
+            _ => Err(D::Error::custom(format!(
+                "expected a number from 1 to 1000000, got {n}"
+            ))),
+        }
+    }
+
+    pub fn count_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let n = u64::deserialize(d)?;
+        match u32::try_from(n) {
+            Ok(n @ 1..=100_000) => Ok(n),
+            _ => Err(D::Error::custom(format!(
+                "expected a number from 1 to 100000, got {n}"
+            ))),
         }
     }
 
@@ -563,6 +653,13 @@ impl Config {
             ca.bundle = base.join(&ca.bundle);
             ca.token_file = base.join(&ca.token_file);
         }
+        if let Some(authn) = config.authentication.as_mut() {
+            for issuer in &mut authn.jwt {
+                if let Some(f) = issuer.jwks_file.as_mut() {
+                    *f = base.join(&*f);
+                }
+            }
+        }
         if let Some(policy) = config.policy.as_mut() {
             for path in policy.files.iter_mut().chain(policy.data.iter_mut()) {
                 *path = base.join(&*path);
@@ -641,6 +738,60 @@ impl Config {
                     format!(
                         "{addr} is already used by {other}; each listener needs its own address"
                     ),
+                ));
+            }
+        }
+        if let Some(authn) = &self.authentication {
+            if authn.jwt.is_empty() {
+                return Err(err(
+                    "authentication.jwt".into(),
+                    "expected at least one issuer".into(),
+                ));
+            }
+            for (i, issuer) in authn.jwt.iter().enumerate() {
+                if issuer.jwks_file.is_none() && issuer.jwks_url.is_none() {
+                    return Err(err(
+                        format!("authentication.jwt[{i}]"),
+                        "expected jwks_file or jwks_url (where the issuer's public keys are)"
+                            .into(),
+                    ));
+                }
+                if issuer.from_headers.is_empty() {
+                    return Err(err(
+                        format!("authentication.jwt[{i}].from_headers"),
+                        "expected at least one header".into(),
+                    ));
+                }
+                if let Some(j) = authn.jwt[..i]
+                    .iter()
+                    .position(|o| o.issuer == issuer.issuer)
+                {
+                    return Err(err(
+                        format!("authentication.jwt[{i}].issuer"),
+                        format!(
+                            "issuer {:?} is already configured by authentication.jwt[{j}]",
+                            issuer.issuer
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(rl) = &self.rate_limit {
+            for (i, route) in rl.routes.iter().enumerate() {
+                if !route.path_prefix.starts_with('/') {
+                    return Err(err(
+                        format!("rate_limit.routes[{i}].path_prefix"),
+                        format!(
+                            "expected a path prefix starting with /, got {:?}",
+                            route.path_prefix
+                        ),
+                    ));
+                }
+            }
+            if rl.per_caller.is_none() && rl.routes.is_empty() {
+                return Err(err(
+                    "rate_limit".into(),
+                    "expected per_caller or routes".into(),
                 ));
             }
         }

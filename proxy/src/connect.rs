@@ -54,6 +54,9 @@ pub enum Hop {
 /// Maps a failed forward to what the client is told.
 pub fn classify(err: &hyper_util::client::legacy::Error, hop: Hop) -> ProxyError {
     let reason = error_chain(err);
+    if let Some(crate::body::BodyError::TooLarge(max)) = find_cause::<crate::body::BodyError>(err) {
+        return ProxyError::BodyTooLarge { max: *max };
+    }
     let connect = find_cause::<ConnectError>(err);
     match (hop, connect) {
         (Hop::Peer, Some(ConnectError::IdentityMismatch(m))) => {

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod authn;
 pub mod authz;
 pub mod body;
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod headers;
 pub mod identity;
 pub mod inbound;
 pub mod outbound;
+pub mod ratelimit;
 pub mod respond;
 pub mod serve;
 pub mod sidecar;

@@ -35,6 +35,10 @@ pub enum ProxyError {
     PeerTls { reason: String },
     #[error("the peer connection failed mid-request: {reason}")]
     PeerFailed { reason: String },
+    #[error("the local app did not answer within {0:?}")]
+    AppTimeout(std::time::Duration),
+    #[error("the request body is larger than {max} bytes")]
+    BodyTooLarge { max: u64 },
 }
 
 impl ProxyError {
@@ -49,6 +53,8 @@ impl ProxyError {
             | ProxyError::PeerIdentityMismatch(_)
             | ProxyError::PeerTls { .. }
             | ProxyError::PeerFailed { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::AppTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 
@@ -68,6 +74,10 @@ impl ProxyError {
             ),
             ProxyError::PeerTls { .. } => "usher: mutual TLS with the destination failed".into(),
             ProxyError::PeerFailed { .. } => "usher: the destination closed the connection".into(),
+            ProxyError::AppTimeout(_) => "usher: the local service did not answer in time".into(),
+            ProxyError::BodyTooLarge { max } => {
+                format!("usher: the request body is larger than {max} bytes")
+            }
         }
     }
 
@@ -83,6 +93,8 @@ impl ProxyError {
             ProxyError::PeerIdentityMismatch(_) => "peer_identity_mismatch",
             ProxyError::PeerTls { .. } => "peer_tls",
             ProxyError::PeerFailed { .. } => "peer_failed",
+            ProxyError::AppTimeout(_) => "app_timeout",
+            ProxyError::BodyTooLarge { .. } => "body_too_large",
         }
     }
 

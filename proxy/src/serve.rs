@@ -14,8 +14,15 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
+
+use tokio::io::ReadBuf;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -26,14 +33,53 @@ pub struct Lifecycle {
     pub tasks: TaskTracker,
 }
 
+/// Limits every listener applies to what a client can make usher hold.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerLimits {
+    /// Request head size: hyper answers 431 beyond it (HTTP/1), the
+    /// HTTP/2 header list is capped at it.
+    pub max_header_bytes: usize,
+    /// From "ready for a request head" to a complete head: a slowloris
+    /// client is disconnected after it. On an idle keep-alive connection
+    /// this closes the connection too.
+    pub header_read_timeout: Duration,
+    pub http2_max_concurrent_streams: u32,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_header_bytes: 16 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            http2_max_concurrent_streams: 256,
+        }
+    }
+}
+
+/// Streams a client may reset before the server has accepted them (the
+/// HTTP/2 "rapid reset" flood, CVE-2023-44487): over it, GOAWAY.
+const MAX_PENDING_RESETS: usize = 20;
+/// Streams usher may reset because of the client's errors: over it, GOAWAY.
+const MAX_ERROR_RESETS: usize = 256;
+
 /// The HTTP server settings used on every listener.
-pub fn http_builder() -> auto::Builder<TokioExecutor> {
+pub fn http_builder(limits: ServerLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
-    builder.http2().timer(TokioTimer::new());
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
+        .max_local_error_reset_streams(MAX_ERROR_RESETS)
+        // Detects dead peers on long-lived HTTP/2 connections.
+        .keep_alive_interval(Duration::from_secs(60))
+        .keep_alive_timeout(Duration::from_secs(20));
     builder
 }
 
@@ -44,6 +90,7 @@ pub async fn accept_loop<H, F>(
     listener: TcpListener,
     name: &'static str,
     life: Lifecycle,
+    limit: ConnectionLimit,
     handle: H,
 ) where
     H: Fn(TcpStream, SocketAddr) -> F,
@@ -54,8 +101,19 @@ pub async fn accept_loop<H, F>(
             _ = life.shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
+                    // Over the limit the connection is closed at once: the
+                    // ones being served are not slowed down for it.
+                    let Some(permit) = limit.try_acquire() else {
+                        limit.refused(name, remote);
+                        drop(stream);
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
-                    life.tasks.spawn(handle(stream, remote));
+                    let conn = handle(stream, remote);
+                    life.tasks.spawn(async move {
+                        conn.await;
+                        drop(permit);
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(listener = name, error = %e, "accept failed");
@@ -68,6 +126,44 @@ pub async fn accept_loop<H, F>(
     tracing::debug!(listener = name, "stopped accepting");
 }
 
+/// At most `max` connections per listener (a semaphore: one atomic per
+/// accept, no lock).
+#[derive(Clone)]
+pub struct ConnectionLimit {
+    slots: Arc<Semaphore>,
+    on_refused: Arc<dyn Fn() + Send + Sync>,
+    logged: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl ConnectionLimit {
+    pub fn new(max: usize, on_refused: Arc<dyn Fn() + Send + Sync>) -> ConnectionLimit {
+        ConnectionLimit {
+            slots: Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))),
+            on_refused,
+            logged: Arc::default(),
+        }
+    }
+
+    pub fn unlimited() -> ConnectionLimit {
+        ConnectionLimit::new(Semaphore::MAX_PERMITS, Arc::new(|| {}))
+    }
+
+    fn try_acquire(&self) -> Option<OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().ok()
+    }
+
+    fn refused(&self, name: &'static str, remote: SocketAddr) {
+        (self.on_refused)();
+        // One warn line per second at most.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if self.logged.swap(now, std::sync::atomic::Ordering::Relaxed) != now {
+            tracing::warn!(listener = name, %remote, "connection refused: the listener is at max_connections");
+        }
+    }
+}
+
 /// Serves HTTP/1.1 or HTTP/2 (detected) on `io` until the peer closes or
 /// shutdown asks the connection to finish.
 pub async fn serve_http<I, S, Fut, B>(
@@ -75,6 +171,7 @@ pub async fn serve_http<I, S, Fut, B>(
     io: I,
     service: S,
     shutdown: &CancellationToken,
+    idle_timeout: Option<Duration>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
@@ -82,17 +179,98 @@ pub async fn serve_http<I, S, Fut, B>(
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let activity = Arc::new(AtomicU64::new(0));
+    let io = Activity {
+        io,
+        ops: activity.clone(),
+    };
     let service = hyper::service::service_fn(service);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    // Idle: no byte read or written for a whole period (checked by
+    // comparing a counter, so the I/O path pays one relaxed add).
+    let period = idle_timeout.unwrap_or(Duration::from_secs(3600 * 24 * 365));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut seen = 0;
+    let mut closing = false;
+    let result = loop {
+        tokio::select! {
+            r = conn.as_mut() => break r,
+            _ = shutdown.cancelled(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = ticker.tick(), if idle_timeout.is_some() && !closing => {
+                let now = activity.load(Ordering::Relaxed);
+                if now == seen {
+                    tracing::debug!("closing an idle connection");
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                seen = now;
+            }
         }
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Counts I/O operations that moved bytes, for the idle timeout.
+struct Activity<I> {
+    io: I,
+    ops: Arc<AtomicU64>,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Activity<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.ops.fetch_add(1, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Activity<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.ops.fetch_add(1, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.ops.fetch_add(1, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }

@@ -13,6 +13,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::admin::{self, AdminState};
+use crate::authn::{Authn, AuthnError};
 use crate::authz::{spawn_watcher, AuthzShared, PolicyStore};
 use crate::config::Config;
 use crate::connect::tls_failure_reason;
@@ -20,9 +21,13 @@ use crate::forward::Upstream;
 use crate::identity::{
     self, renew, watch, Alpn, CertStore, Identity, IdentityError, TlsError, TrustStore,
 };
+use crate::inbound::Guards;
 use crate::inbound::{self, AppConnector, Inbound, InboundConn};
 use crate::outbound::{Outbound, PeerConnector, RouteTable};
-use crate::serve::{accept_loop, http_builder, serve_http, Lifecycle};
+use crate::ratelimit::RateLimits;
+use crate::serve::{
+    accept_loop, http_builder, serve_http, ConnectionLimit, Lifecycle, ServerLimits,
+};
 use crate::telemetry::{ConnMetrics, Direction, Telemetry};
 
 /// How long a peer may take to complete the TLS handshake.
@@ -40,6 +45,8 @@ pub enum StartError {
     Watch(#[from] notify::Error),
     #[error("{0}")]
     Telemetry(#[from] crate::telemetry::trace::ExporterError),
+    #[error("{0}")]
+    Authn(#[from] AuthnError),
     #[error("cannot listen on {addr} ({key}): {source}")]
     Bind {
         key: &'static str,
@@ -131,7 +138,13 @@ impl Sidecar {
             policy.clone(),
             metrics.clone(),
         );
-        let builder = Arc::new(http_builder());
+        let inbound_cfg = &config.inbound;
+        let builder = Arc::new(http_builder(ServerLimits {
+            max_header_bytes: inbound_cfg.max_header_bytes,
+            header_read_timeout: inbound_cfg.header_read_timeout,
+            http2_max_concurrent_streams: inbound_cfg.http2_max_concurrent_streams,
+        }));
+        let idle = Some(inbound_cfg.idle_timeout);
 
         // Admin first: it outlives the drain so probes see `/ready` turn
         // false, and in CA mode it answers while the sidecar enrols.
@@ -143,13 +156,14 @@ impl Sidecar {
                 admin_listener,
                 "admin",
                 admin_life.clone(),
+                ConnectionLimit::new(64, Arc::new(|| {})),
                 move |tcp, remote| {
                     let state = state.clone();
                     let builder = builder.clone();
                     let shutdown = life2.shutdown.clone();
                     async move {
                         let svc = move |req| admin::handle(state.clone(), req, remote);
-                        serve_http(&builder, tcp, svc, &shutdown).await;
+                        serve_http(&builder, tcp, svc, &shutdown, idle).await;
                     }
                 },
             ));
@@ -217,9 +231,25 @@ impl Sidecar {
         // Inbound: mTLS from peers → tower stack → local app.
         let app_timeout = config.inbound.app_connect_timeout;
         let app_connector = AppConnector::new(config.inbound.app, app_timeout);
+        let authn = match &config.authentication {
+            Some(a) => {
+                let authn = Authn::load(a, metrics.clone())?;
+                authn.spawn_refresh(life.shutdown.clone())?;
+                Some(authn)
+            }
+            None => None,
+        };
+        let rate_limits = config.rate_limit.as_ref().map(|rl| {
+            let limits = RateLimits::new(rl, metrics.clone());
+            limits.spawn_eviction(rl.evict_after, life.shutdown.clone());
+            limits
+        });
         let inbound = Inbound::new(
             config.inbound.app,
             Upstream::new(app_connector.clone(), app_connector, life.tasks.clone()),
+            config.inbound.request_timeout,
+            config.inbound.max_request_body,
+            Guards { authn, rate_limits },
         );
         let listener = Arc::new(InboundListener {
             acceptor: TlsAcceptor::from(server_tls),
@@ -229,11 +259,17 @@ impl Sidecar {
             telemetry: telemetry.clone(),
             builder: builder.clone(),
             shutdown: life.shutdown.clone(),
+            idle_timeout: inbound_cfg.idle_timeout,
         });
+        let refused = metrics.clone();
         tokio::spawn(accept_loop(
             inbound_listener,
             "inbound",
             life.clone(),
+            ConnectionLimit::new(
+                inbound_cfg.max_connections,
+                Arc::new(move || refused.connection_refused(Direction::Inbound)),
+            ),
             move |tcp, remote| serve_inbound(tcp, remote, listener.clone()),
         ));
 
@@ -251,10 +287,15 @@ impl Sidecar {
         {
             let life2 = life.clone();
             let builder = builder.clone();
+            let refused = metrics.clone();
             tokio::spawn(accept_loop(
                 outbound_listener,
                 "outbound",
                 life.clone(),
+                ConnectionLimit::new(
+                    inbound_cfg.max_connections,
+                    Arc::new(move || refused.connection_refused(Direction::Outbound)),
+                ),
                 move |tcp, remote| {
                     let outbound = outbound.clone();
                     let builder = builder.clone();
@@ -264,7 +305,7 @@ impl Sidecar {
                         let _open = metrics.connection_opened(Direction::Outbound);
                         let conn = Arc::new(ConnMetrics::new(metrics.clone(), Direction::Outbound));
                         let svc = move |req| outbound.clone().handle(req, remote, conn.clone());
-                        serve_http(&builder, tcp, svc, &shutdown).await;
+                        serve_http(&builder, tcp, svc, &shutdown, idle).await;
                     }
                 },
             ));
@@ -311,6 +352,7 @@ struct InboundListener {
     telemetry: Arc<Telemetry>,
     builder: Arc<hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>>,
     shutdown: tokio_util::sync::CancellationToken,
+    idle_timeout: Duration,
 }
 
 async fn serve_inbound(tcp: TcpStream, remote: SocketAddr, listener: Arc<InboundListener>) {
@@ -355,5 +397,12 @@ async fn serve_inbound(tcp: TcpStream, remote: SocketAddr, listener: Arc<Inbound
             .clone()
             .oneshot(req.map(crate::body::RequestBody::new))
     };
-    serve_http(&listener.builder, tls, svc, &listener.shutdown).await;
+    serve_http(
+        &listener.builder,
+        tls,
+        svc,
+        &listener.shutdown,
+        Some(listener.idle_timeout),
+    )
+    .await;
 }

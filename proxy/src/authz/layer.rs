@@ -21,7 +21,7 @@ use super::PolicyStore;
 use crate::body::RequestBody;
 use crate::config::PolicyMode;
 use crate::inbound::InboundConn;
-use crate::respond::{text, ProxyBody};
+use crate::respond::{text, ProxyBody, ProxyError};
 use crate::telemetry::{Metrics, PolicyVerdict};
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -128,6 +128,9 @@ where
                 None => (None, body),
                 Some(max) => match body.read_prefix(max).await {
                     Ok((bytes, truncated, body)) => (Some(BodyInput { bytes, truncated }), body),
+                    Err(crate::body::BodyError::TooLarge(max)) => {
+                        return Ok(ProxyError::BodyTooLarge { max }.into_response());
+                    }
                     Err(e) => {
                         tracing::debug!(peer = %conn.peer, error = %e, "request body unreadable");
                         return Ok(text(
@@ -164,7 +167,10 @@ where
                 headers: &parts.headers,
                 request_id: &request_id,
                 body: body_input.as_ref(),
-                jwt_claims: None,
+                jwt_claims: parts
+                    .extensions
+                    .get::<crate::authn::VerifiedClaims>()
+                    .map(|c| &*c.0),
             };
             let decision = loaded.policy.evaluate(&input);
             let mode = shared.store.mode();

@@ -199,13 +199,16 @@ fn load_of_a_missing_file_names_it() {
 
 #[test]
 fn unknown_top_level_key_is_an_error_listing_the_known_ones() {
-    // Rate limits are not supported yet: a config that has them must not
-    // be accepted silently (the operator would think they are in force).
+    // A control usher does not have must not be accepted silently (the
+    // operator would think it is in force).
     let shown = error(
-        &format!("{MINIMAL}rate_limit:\n  per_caller: {{}}\n"),
-        "rate_limit",
+        &format!("{MINIMAL}circuit_breakers:\n  max: 1\n"),
+        "circuit_breakers",
     );
-    assert!(shown.contains("unknown field `rate_limit`"), "{shown}");
+    assert!(
+        shown.contains("unknown field `circuit_breakers`"),
+        "{shown}"
+    );
     assert!(
         shown.contains("`inbound`"),
         "lists what was expected: {shown}"
@@ -694,4 +697,47 @@ fn identity_ca_mode_and_its_errors() {
         "identity.ca.renew_at",
     );
     assert!(shown.contains("0.1 to 0.95"), "{shown}");
+}
+
+#[test]
+fn authentication_and_rate_limit_keys() {
+    let config = parse(&format!(
+        "{MINIMAL}authentication:\n  jwt:\n    - issuer: https://login.example.org\n      audiences: [orders]\n      jwks_file: jwks.json\n      required: true\n      claims_to_headers: {{sub: X-User-Id}}\n  leeway: 30s\n\
+rate_limit:\n  per_caller: {{requests_per_second: 100, burst: 200}}\n  routes:\n    - {{path_prefix: /reports, requests_per_second: 1, burst: 2}}\n"
+    ))
+    .unwrap();
+    let authn = config.authentication.unwrap();
+    assert_eq!(
+        authn.jwt[0].jwks_file.as_deref(),
+        Some(Path::new("/etc/usher/jwks.json"))
+    );
+    assert_eq!(authn.jwt[0].from_headers[0].name, "authorization");
+    assert_eq!(authn.jwt[0].from_headers[0].prefix, "Bearer ");
+    assert_eq!(authn.jwt[0].claims_to_headers["sub"], "x-user-id");
+    assert_eq!(authn.leeway, std::time::Duration::from_secs(30));
+    let rl = config.rate_limit.unwrap();
+    assert_eq!(rl.per_caller.unwrap().burst, 200);
+    assert_eq!(rl.routes[0].path_prefix, "/reports");
+
+    let shown = error(
+        &format!("{MINIMAL}authentication:\n  jwt:\n    - issuer: x\n"),
+        "authentication.jwt[0]",
+    );
+    assert!(shown.contains("jwks_file or jwks_url"), "{shown}");
+    let shown = error(
+        &format!("{MINIMAL}rate_limit:\n  routes:\n    - {{path_prefix: reports, requests_per_second: 1, burst: 1}}\n"),
+        "rate_limit.routes[0].path_prefix",
+    );
+    assert!(shown.contains("starting with /"), "{shown}");
+    let shown = error(
+        &format!("{MINIMAL}rate_limit:\n  per_caller: {{requests_per_second: 0, burst: 1}}\n"),
+        "rate_limit.per_caller.requests_per_second",
+    );
+    assert!(shown.contains("from 1 to"), "{shown}");
+    let shown = error(
+        &format!("{MINIMAL}inbound:\n  app: 127.0.0.1:8080\n  max_header_bytes: 100\n")
+            .replace("inbound:\n  app: 127.0.0.1:8080\ninbound:", "inbound:"),
+        "inbound.max_header_bytes",
+    );
+    assert!(shown.contains("8192"), "{shown}");
 }

@@ -9,6 +9,8 @@
 
 mod app;
 mod identity_headers;
+mod limits;
+mod maybe;
 mod observe;
 
 use std::convert::Infallible;
@@ -17,6 +19,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::HeaderValue;
@@ -26,12 +29,16 @@ use usher_ca::SpiffeId;
 
 pub use app::AppConnector;
 pub use identity_headers::{IdentityHeaders, IdentityHeadersLayer};
+pub use limits::BodyLimit;
+pub use maybe::Maybe;
 pub use observe::{Observe, ObserveFuture};
 
+use crate::authn::{Authenticate, Authn};
 use crate::authz::{Authorize, AuthzShared, MaybeAuthorize};
 use crate::body::RequestBody;
 use crate::connect::{classify, Hop};
 use crate::forward::Upstream;
+use crate::ratelimit::{RateLimit, RateLimits};
 use crate::respond::{ProxyBody, ProxyError};
 use crate::telemetry::{ConnMetrics, Direction, Peer, Telemetry};
 
@@ -78,10 +85,28 @@ impl InboundConn {
 pub struct Inbound {
     app_authority: Authority,
     upstream: Upstream<AppConnector>,
+    /// The app must answer (headers) within this: 504 otherwise.
+    request_timeout: Duration,
+    max_request_body: Option<u64>,
+    authn: Option<Arc<Authn>>,
+    rate_limits: Option<Arc<RateLimits>>,
+}
+
+/// The optional guards of the inbound stack.
+#[derive(Default)]
+pub struct Guards {
+    pub authn: Option<Arc<Authn>>,
+    pub rate_limits: Option<Arc<RateLimits>>,
 }
 
 impl Inbound {
-    pub fn new(app: SocketAddr, upstream: Upstream<AppConnector>) -> Arc<Inbound> {
+    pub fn new(
+        app: SocketAddr,
+        upstream: Upstream<AppConnector>,
+        request_timeout: Duration,
+        max_request_body: Option<u64>,
+        guards: Guards,
+    ) -> Arc<Inbound> {
         let app_authority = app
             .to_string()
             .parse()
@@ -89,20 +114,36 @@ impl Inbound {
         Arc::new(Inbound {
             app_authority,
             upstream,
+            request_timeout,
+            max_request_body,
+            authn: guards.authn,
+            rate_limits: guards.rate_limits,
         })
     }
 }
 
+/// The policy step and below.
+type Authorized = MaybeAuthorize<ToApp>;
+/// Authentication and below.
+type Authenticated = Maybe<Authenticate<Authorized>, Authorized>;
+/// The whole stack under observation.
+pub type InboundStack =
+    Observe<IdentityHeaders<BodyLimit<Maybe<RateLimit<Authenticated>, Authenticated>>>>;
+
 /// The inbound request path for one connection, outermost layer first:
 /// observation (span, metrics, access log), identity headers (forged ones
-/// removed, xfcc set), authorization by policy (when configured), then the
-/// app.
+/// removed, xfcc set), the body size limit, the caller's rate limit, JWT
+/// authentication, authorization by policy, then the app. The optional
+/// steps are pass-throughs when not configured.
 pub fn stack(
     conn: Arc<InboundConn>,
     shared: Arc<Inbound>,
     authz: Option<&Arc<AuthzShared>>,
     telemetry: &Arc<Telemetry>,
-) -> Observe<IdentityHeaders<MaybeAuthorize<ToApp>>> {
+) -> InboundStack {
+    let max_body = shared.max_request_body;
+    let authn = shared.authn.clone();
+    let rate_limits = shared.rate_limits.clone();
     let to_app = ToApp {
         conn: conn.clone(),
         shared,
@@ -111,7 +152,16 @@ pub fn stack(
         Some(authz) => MaybeAuthorize::On(Authorize::new(conn.clone(), authz.clone(), to_app)),
         None => MaybeAuthorize::Off(to_app),
     };
-    let identity = tower::Layer::layer(&IdentityHeadersLayer::new(conn.clone()), authorize);
+    let authenticate = match authn {
+        Some(authn) => Maybe::On(Authenticate::new(conn.clone(), authn, authorize)),
+        None => Maybe::Off(authorize),
+    };
+    let limited = match rate_limits {
+        Some(limits) => Maybe::On(RateLimit::new(conn.clone(), limits, authenticate)),
+        None => Maybe::Off(authenticate),
+    };
+    let body_limit = BodyLimit::new(max_body, limited);
+    let identity = tower::Layer::layer(&IdentityHeadersLayer::new(conn.clone()), body_limit);
     let metrics = Arc::new(ConnMetrics::new(
         telemetry.metrics.clone(),
         Direction::Inbound,
@@ -151,7 +201,13 @@ impl tower::Service<Request<RequestBody>> for ToApp {
                 .authority()
                 .cloned()
                 .unwrap_or_else(|| shared.app_authority.clone());
-            match shared.upstream.forward(req, Scheme::HTTP, authority).await {
+            let forward = shared.upstream.forward(req, Scheme::HTTP, authority);
+            let Ok(result) = tokio::time::timeout(shared.request_timeout, forward).await else {
+                let err = ProxyError::AppTimeout(shared.request_timeout);
+                tracing::warn!(direction = "inbound", peer = %conn.peer, error = %err, "request failed");
+                return Ok(err.into_response());
+            };
+            match result {
                 Ok(resp) => Ok(resp.map(ProxyBody::Left)),
                 Err(e) => {
                     let err: ProxyError = classify(&e, Hop::App);

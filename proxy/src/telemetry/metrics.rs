@@ -85,6 +85,16 @@ struct PolicyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScopeLabels {
+    scope: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -124,6 +134,9 @@ pub struct Metrics {
     last_renewal: Gauge<f64, AtomicU64>,
     spans_exported: Counter,
     spans_dropped: [Counter; 2],
+    authn_failures: Family<ReasonLabels, Counter>,
+    rate_limited: Family<ScopeLabels, Counter>,
+    connections_refused: Family<DirectionLabels, Counter>,
     peers: PeerLabels,
 }
 
@@ -208,6 +221,24 @@ impl Metrics {
             "Spans not delivered: the export queue was full, or export failed after retries",
             drop_family.clone(),
         );
+        let authn_failures = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "authn_failures",
+            "Requests refused by JWT authentication, by reason",
+            authn_failures.clone(),
+        );
+        let rate_limited = Family::<ScopeLabels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused by a rate limit (429), by bucket scope (caller, route)",
+            rate_limited.clone(),
+        );
+        let connections_refused = Family::<DirectionLabels, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed at accept because the listener was at max_connections",
+            connections_refused.clone(),
+        );
         registry.register(
             "build",
             "usher's version",
@@ -244,6 +275,9 @@ impl Metrics {
             last_renewal,
             spans_exported,
             spans_dropped: [drop("queue_full"), drop("export_failed")],
+            authn_failures,
+            rate_limited,
+            connections_refused,
             peers: PeerLabels::new(max_peer_labels),
             registry,
         })
@@ -296,6 +330,24 @@ impl Metrics {
                 .as_secs_f64();
             self.last_renewal.set(now);
         }
+    }
+
+    pub fn authn_failure(&self, reason: &'static str) {
+        self.authn_failures
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    pub fn rate_limited(&self, scope: &'static str) {
+        self.rate_limited
+            .get_or_create(&ScopeLabels { scope })
+            .inc();
+    }
+
+    pub fn connection_refused(&self, direction: Direction) {
+        self.connections_refused
+            .get_or_create(&DirectionLabels { direction })
+            .inc();
     }
 
     pub fn spans_exported(&self, n: u64) {

@@ -1,0 +1,184 @@
+//! `authentication:` (end-user JWTs) and `rate_limit:` (per-caller token
+//! buckets): what the inbound side checks before the policy runs.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use super::de;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticationConfig {
+    /// Trusted token issuers; a token is checked against the one its `iss` names.
+    pub jwt: Vec<JwtIssuerConfig>,
+    /// Clock skew allowed on `exp` and `nbf`.
+    #[serde(default = "leeway", deserialize_with = "de::duration")]
+    pub leeway: Duration,
+    /// Longer tokens are refused before any parsing.
+    #[serde(default = "max_token_bytes", deserialize_with = "token_bytes")]
+    pub max_token_bytes: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtIssuerConfig {
+    /// Must equal the token's `iss`.
+    pub issuer: String,
+    /// The token's `aud` must contain one of these (empty: not checked).
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// The issuer's JSON Web Key Set on disk, reloaded when it changes.
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// Or fetched from the issuer, every `jwks_refresh`.
+    #[serde(default, deserialize_with = "url_opt")]
+    pub jwks_url: Option<String>,
+    #[serde(default = "jwks_refresh", deserialize_with = "de::duration")]
+    pub jwks_refresh: Duration,
+    /// Where the token is: default `Authorization: Bearer <token>`.
+    #[serde(default = "default_locations")]
+    pub from_headers: Vec<TokenLocation>,
+    /// Refuse requests without a token (401). Otherwise they go on without
+    /// claims and the policy decides.
+    #[serde(default)]
+    pub required: bool,
+    /// Pass the token on to the app (default: removed).
+    #[serde(default)]
+    pub forward: bool,
+    /// Claim → request header for the app (like Istio's outputClaimToHeaders).
+    /// These headers are always removed from incoming requests first.
+    #[serde(default, deserialize_with = "claim_headers")]
+    pub claims_to_headers: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenLocation {
+    #[serde(deserialize_with = "header_name")]
+    pub name: String,
+    /// Stripped from the header value; `Bearer ` by default for Authorization.
+    #[serde(default)]
+    pub prefix: String,
+}
+
+fn default_locations() -> Vec<TokenLocation> {
+    vec![TokenLocation {
+        name: "authorization".into(),
+        prefix: "Bearer ".into(),
+    }]
+}
+
+fn leeway() -> Duration {
+    Duration::from_secs(60)
+}
+fn max_token_bytes() -> usize {
+    8192
+}
+fn jwks_refresh() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn token_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    use serde::de::Error;
+    let n = u64::deserialize(d)?;
+    match usize::try_from(n) {
+        Ok(n @ 64..=65536) => Ok(n),
+        _ => Err(D::Error::custom(format!(
+            "expected a token size limit from 64 to 65536 bytes, got {n}"
+        ))),
+    }
+}
+
+fn header_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    use serde::de::Error;
+    let s = String::deserialize(d)?;
+    http::HeaderName::from_bytes(s.as_bytes())
+        .map(|h| h.as_str().to_owned())
+        .map_err(|_| D::Error::custom(format!("expected an HTTP header name, got {s:?}")))
+}
+
+fn claim_headers<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    use serde::de::Error;
+    let map = BTreeMap::<String, String>::deserialize(d)?;
+    let mut out = BTreeMap::new();
+    for (claim, header) in map {
+        if claim.is_empty() {
+            return Err(D::Error::custom("a claim name is empty"));
+        }
+        let h = http::HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+            D::Error::custom(format!(
+                "claim {claim:?}: expected an HTTP header name, got {header:?}"
+            ))
+        })?;
+        out.insert(claim, h.as_str().to_owned());
+    }
+    Ok(out)
+}
+
+fn url_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    use serde::de::Error;
+    let s = String::deserialize(d)?;
+    let ok = s
+        .parse::<http::Uri>()
+        .ok()
+        .filter(|u| matches!(u.scheme_str(), Some("https" | "http")) && u.authority().is_some())
+        .is_some();
+    if ok {
+        Ok(Some(s))
+    } else {
+        Err(D::Error::custom(format!(
+            "expected the issuer's JWKS URL such as https://login.example.org/.well-known/jwks.json, got {s:?}"
+        )))
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// One bucket per caller SPIFFE ID.
+    #[serde(default)]
+    pub per_caller: Option<BucketConfig>,
+    /// Buckets per caller *and* path prefix (the first matching prefix).
+    #[serde(default)]
+    pub routes: Vec<RouteLimitConfig>,
+    /// Buckets idle this long are forgotten (memory stays bounded).
+    #[serde(default = "idle_eviction", deserialize_with = "de::duration")]
+    pub evict_after: Duration,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketConfig {
+    #[serde(deserialize_with = "rate")]
+    pub requests_per_second: u32,
+    #[serde(deserialize_with = "rate")]
+    pub burst: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteLimitConfig {
+    pub path_prefix: String,
+    #[serde(deserialize_with = "rate")]
+    pub requests_per_second: u32,
+    #[serde(deserialize_with = "rate")]
+    pub burst: u32,
+}
+
+fn idle_eviction() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn rate<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    use serde::de::Error;
+    let n = u64::deserialize(d)?;
+    match u32::try_from(n) {
+        Ok(n @ 1..=1_000_000) => Ok(n),
+        _ => Err(D::Error::custom(format!(
+            "expected a number from 1 to 1000000, got {n}"
+        ))),
+    }
+}

@@ -1,0 +1,52 @@
+//! Request hygiene before anything else looks at the request: a body
+//! larger than `inbound.max_request_body` is refused (413) from its
+//! `Content-Length`, or cut off when a streamed body grows past it.
+
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use futures_util::future::{ready, Either, Ready};
+use http::{Request, Response};
+
+use crate::body::RequestBody;
+use crate::respond::{ProxyBody, ProxyError};
+
+#[derive(Clone)]
+pub struct BodyLimit<S> {
+    max: Option<u64>,
+    inner: S,
+}
+
+impl<S> BodyLimit<S> {
+    pub fn new(max: Option<u64>, inner: S) -> Self {
+        BodyLimit { max, inner }
+    }
+}
+
+impl<S> tower::Service<Request<RequestBody>> for BodyLimit<S>
+where
+    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = Infallible>,
+{
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response<ProxyBody>, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
+        let Some(max) = self.max else {
+            return Either::Right(self.inner.call(req));
+        };
+        let declared = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max) {
+            return Either::Left(ready(Ok(ProxyError::BodyTooLarge { max }.into_response())));
+        }
+        Either::Right(self.inner.call(req.map(|b| b.limit(max))))
+    }
+}
