@@ -73,6 +73,7 @@ fn spiffe(c: &mut Criterion) {
                 id.clone(),
                 "127.0.0.1:5000".parse().unwrap(),
                 &telemetry,
+                tokio_util::sync::CancellationToken::new(),
             )
         })
     });

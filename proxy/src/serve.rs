@@ -126,6 +126,53 @@ pub async fn accept_loop<H, F>(
     tracing::debug!(listener = name, "stopped accepting");
 }
 
+/// Closes a connection whose client keeps cancelling requests it has
+/// started (HTTP/2 "rapid reset", CVE-2023-44487, or its HTTP/1 cousin):
+/// hyper accepts streams as fast as they come, so the flood shows up here
+/// as requests dropped before their response. Over the budget within a
+/// window, the connection is asked to finish (GOAWAY).
+#[derive(Debug)]
+pub struct ResetGuard {
+    cancelled: std::sync::atomic::AtomicU32,
+    window_start: AtomicU64,
+    close: CancellationToken,
+}
+
+/// Cancelled requests allowed per connection per window.
+const RESET_BUDGET: u32 = 200;
+const RESET_WINDOW_SECS: u64 = 10;
+
+impl ResetGuard {
+    pub fn new(close: CancellationToken) -> ResetGuard {
+        ResetGuard {
+            cancelled: std::sync::atomic::AtomicU32::new(0),
+            window_start: AtomicU64::new(0),
+            close,
+        }
+    }
+
+    /// A request on this connection was dropped before its response.
+    pub fn cancelled(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let start = self.window_start.load(Ordering::Relaxed);
+        if now.saturating_sub(start) >= RESET_WINDOW_SECS {
+            self.window_start.store(now, Ordering::Relaxed);
+            self.cancelled.store(0, Ordering::Relaxed);
+        }
+        let n = self.cancelled.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == RESET_BUDGET + 1 {
+            tracing::warn!(
+                cancelled = n,
+                window_s = RESET_WINDOW_SECS,
+                "closing a connection whose client cancels requests in a flood"
+            );
+            self.close.cancel();
+        }
+    }
+}
+
 /// At most `max` connections per listener (a semaphore: one atomic per
 /// accept, no lock).
 #[derive(Clone)]
@@ -272,5 +319,22 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Activity<I> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_cancelled_requests_closes_the_connection() {
+        let close = CancellationToken::new();
+        let guard = ResetGuard::new(close.clone());
+        for _ in 0..RESET_BUDGET {
+            guard.cancelled();
+        }
+        assert!(!close.is_cancelled(), "within the budget");
+        guard.cancelled();
+        assert!(close.is_cancelled(), "one over the budget");
     }
 }

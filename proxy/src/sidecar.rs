@@ -380,11 +380,15 @@ async fn serve_inbound(tcp: TcpStream, remote: SocketAddr, listener: Arc<Inbound
     };
     tracing::debug!(direction = "inbound", %remote, %peer, "peer connected");
     let _open = metrics.connection_opened(Direction::Inbound);
+    // Per connection: the listener's shutdown, or a flood of cancelled
+    // requests (ResetGuard), finishes it.
+    let close = listener.shutdown.child_token();
     let conn = Arc::new(InboundConn::new(
         &listener.own_id,
         peer,
         remote,
         &listener.telemetry,
+        close.clone(),
     ));
     let stack = inbound::stack(
         conn,
@@ -401,7 +405,7 @@ async fn serve_inbound(tcp: TcpStream, remote: SocketAddr, listener: Arc<Inbound
         &listener.builder,
         tls,
         svc,
-        &listener.shutdown,
+        &close,
         Some(listener.idle_timeout),
     )
     .await;

@@ -53,6 +53,8 @@ pub struct InboundConn {
     /// The caller as telemetry labels it (its metric label is resolved
     /// once per connection).
     pub peer_info: Peer,
+    /// Closes this connection on a flood of cancelled requests.
+    pub resets: Arc<crate::serve::ResetGuard>,
 }
 
 impl InboundConn {
@@ -61,6 +63,7 @@ impl InboundConn {
         peer: SpiffeId,
         remote: SocketAddr,
         telemetry: &Telemetry,
+        close: tokio_util::sync::CancellationToken,
     ) -> InboundConn {
         let value = format!("By={own};URI={peer}");
         // SPIFFE IDs are restricted to visible ASCII, so this cannot fail;
@@ -77,6 +80,7 @@ impl InboundConn {
             remote,
             xfcc,
             peer_info,
+            resets: Arc::new(crate::serve::ResetGuard::new(close)),
         }
     }
 }

@@ -56,13 +56,14 @@ where
     }
 
     fn call(&mut self, mut req: Request<RequestBody>) -> Self::Future {
-        let obs = Observation::start(
+        let mut obs = Observation::start(
             &self.telemetry,
             &self.metrics,
             &mut req,
             self.conn.peer_info.clone(),
             self.policy_on,
         );
+        obs.on_cancel(self.conn.resets.clone());
         ObserveFuture {
             inner: self.inner.call(req),
             obs: Some(obs),

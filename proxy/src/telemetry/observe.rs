@@ -75,6 +75,8 @@ struct Inner {
     status: u16,
     error: Option<&'static str>,
     verdict: Option<PolicyVerdict>,
+    /// Told when the request is dropped before its response.
+    resets: Option<Arc<crate::serve::ResetGuard>>,
 }
 
 /// The status recorded for a request whose caller left before the response.
@@ -142,7 +144,16 @@ impl Observation {
                 status: CLIENT_CLOSED,
                 error: None,
                 verdict: None,
+                resets: None,
             }),
+        }
+    }
+
+    /// Reports a cancellation (the caller dropped the request before its
+    /// response) to `guard`.
+    pub fn on_cancel(&mut self, guard: Arc<crate::serve::ResetGuard>) {
+        if let Some(inner) = self.inner.as_mut() {
+            inner.resets = Some(guard);
         }
     }
 
@@ -182,6 +193,9 @@ impl Observation {
 impl Drop for Observation {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.take() {
+            if let Some(guard) = &inner.resets {
+                guard.cancelled();
+            }
             inner.finish(0, Some("cancelled"));
         }
     }
