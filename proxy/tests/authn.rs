@@ -349,3 +349,42 @@ async fn a_new_key_set_on_disk_is_used_without_a_restart() {
     .await;
     assert!(accepted, "the new key set was not loaded");
 }
+
+#[tokio::test]
+async fn a_key_set_from_a_url_is_fetched_and_used() {
+    use std::convert::Infallible;
+    let app = Backend::start().await;
+    let es = signer(Algorithm::ES256, "url-key");
+    // The issuer's JWKS endpoint, plain HTTP on loopback.
+    let body = jwks(&[&es]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |_req| {
+                    let body = body.clone();
+                    async move {
+                        Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::from(body),
+                        )))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    let extra = format!(
+        "authentication:\n  jwt:\n    - issuer: {ISSUER}\n      audiences: [{AUDIENCE}]\n      jwks_url: http://{addr}/jwks.json\n      jwks_refresh: 1s\npolicy:\n  files: [authz.rego]\n"
+    );
+    let mesh = Mesh::start_with(app.addr, &[("authz.rego", POLICY)], &extra).await;
+    let token = sign(&es, &claims("alice", "user"));
+    let accepted = wait_until(Duration::from_secs(10), || async {
+        call(&mesh, "/headers", Some(&token), &[]).await.0 == 200
+    })
+    .await;
+    assert!(accepted, "the key set from the URL was not used");
+}
