@@ -231,7 +231,8 @@ pub struct InboundConfig {
     #[serde(default)]
     pub max_request_body: Option<u64>,
     /// A request head must arrive within this after the connection is
-    /// ready for one (slowloris); the connection is closed otherwise.
+    /// ready for one (slowloris); the connection is closed otherwise. For
+    /// HTTP/1 this also bounds how long a keep-alive connection may idle.
     #[serde(
         default = "defaults::header_read_timeout",
         deserialize_with = "de::duration"
@@ -403,7 +404,7 @@ mod defaults {
         16 * 1024
     }
     pub fn header_read_timeout() -> Duration {
-        Duration::from_secs(10)
+        Duration::from_secs(30)
     }
     pub fn idle_timeout() -> Duration {
         Duration::from_secs(300)

@@ -13,8 +13,10 @@ use tokio_util::task::TaskTracker;
 use crate::body::RequestBody;
 use crate::headers;
 
-/// Keep-alive connections idle longer than this are closed.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Keep-alive connections idle longer than this are closed: below the
+/// servers' default header read timeout (30 s), so a pooled connection is
+/// not reused just as the other side closes it.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// Two pooled clients over the same connector: HTTP/1.1 and HTTP/2. A
 /// request goes out in the version it came in, so that h2 features

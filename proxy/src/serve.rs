@@ -50,7 +50,7 @@ impl Default for ServerLimits {
     fn default() -> Self {
         ServerLimits {
             max_header_bytes: 16 * 1024,
-            header_read_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(30),
             http2_max_concurrent_streams: 256,
         }
     }
