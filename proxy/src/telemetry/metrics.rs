@@ -137,6 +137,8 @@ pub struct Metrics {
     authn_failures: Family<ReasonLabels, Counter>,
     rate_limited: Family<ScopeLabels, Counter>,
     connections_refused: Family<DirectionLabels, Counter>,
+    access_log_dropped: Counter,
+    access_log_reported: AtomicU64,
     peers: PeerLabels,
 }
 
@@ -239,6 +241,12 @@ impl Metrics {
             "Connections closed at accept because the listener was at max_connections",
             connections_refused.clone(),
         );
+        let access_log_dropped = Counter::default();
+        registry.register(
+            "access_log_dropped",
+            "Access log lines dropped because stdout did not keep up",
+            access_log_dropped.clone(),
+        );
         registry.register(
             "build",
             "usher's version",
@@ -278,6 +286,8 @@ impl Metrics {
             authn_failures,
             rate_limited,
             connections_refused,
+            access_log_dropped,
+            access_log_reported: AtomicU64::new(0),
             peers: PeerLabels::new(max_peer_labels),
             registry,
         })
@@ -285,6 +295,12 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
+        let dropped = super::access_log::dropped();
+        let before = self
+            .access_log_reported
+            .swap(dropped, std::sync::atomic::Ordering::Relaxed);
+        self.access_log_dropped
+            .inc_by(dropped.saturating_sub(before));
         let mut out = String::with_capacity(8 * 1024);
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

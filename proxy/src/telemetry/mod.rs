@@ -6,6 +6,7 @@
 //! [`observe`] ties them to one request; [`propagation`] reads and writes
 //! trace context headers.
 
+pub mod access_log;
 pub mod logs;
 pub mod metrics;
 pub mod observe;
@@ -55,10 +56,12 @@ impl Telemetry {
         }))
     }
 
-    /// Sends the spans still queued, for at most `timeout`.
+    /// Sends the spans still queued, for at most `timeout`, and writes
+    /// out the buffered access log lines.
     pub async fn shutdown(&self, timeout: Duration) {
         if let Some(tracing) = &self.tracing {
             tracing.shutdown(timeout).await;
         }
+        access_log::flush();
     }
 }

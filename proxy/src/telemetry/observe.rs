@@ -249,27 +249,48 @@ impl Inner {
                 .and_then(|a| a.to_str().ok())
                 .unwrap_or("");
             let path = self.path.as_ref().map_or("", |p| p.as_str());
+            let mut ids = [0u8; 48];
             let (trace_id, span_id) = match &self.trace {
-                Some(cx) => (cx.trace_id().to_string(), cx.span_id().to_string()),
-                None => (String::new(), String::new()),
+                Some(cx) => hex_ids(cx, &mut ids),
+                None => ("", ""),
             };
-            tracing::info!(
-                target: "usher::access",
-                direction = direction.as_str(),
-                method = self.method.as_str(),
-                authority,
-                path,
-                status,
-                duration_ms = elapsed.as_secs_f64() * 1000.0,
-                bytes,
-                peer = &*self.peer.id,
-                trace_id,
-                span_id,
-                error = error_type.as_deref().unwrap_or(""),
-                "request"
-            );
+            let error = error_type.as_deref().unwrap_or("");
+            let peer = &*self.peer.id;
+            let method = self.method.as_str();
+            let ms = elapsed.as_secs_f64() * 1000.0;
+            super::access_log::append(|buf| {
+                super::access_log::Line::start(buf)
+                    .str("direction", direction.as_str())
+                    .str("method", method)
+                    .str("authority", authority)
+                    .str("path", path)
+                    .num("status", status)
+                    .num("duration_ms", format_args!("{ms:.3}"))
+                    .num("bytes", bytes)
+                    .str("peer", peer)
+                    .str("trace_id", trace_id)
+                    .str("span_id", span_id)
+                    .str("error", error)
+                    .end();
+            });
         }
     }
+}
+
+/// The trace and span ids as lower-case hex, without allocating.
+fn hex_ids<'a>(cx: &SpanContext, out: &'a mut [u8; 48]) -> (&'a str, &'a str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let trace = cx.trace_id().to_bytes();
+    let span = cx.span_id().to_bytes();
+    for (i, b) in trace.iter().chain(span.iter()).enumerate() {
+        out[2 * i] = HEX[(b >> 4) as usize];
+        out[2 * i + 1] = HEX[(b & 0xf) as usize];
+    }
+    let (t, s) = out.split_at(32);
+    (
+        std::str::from_utf8(t).unwrap_or(""),
+        std::str::from_utf8(s).unwrap_or(""),
+    )
 }
 
 /// The response body, counting bytes and finishing the observation at
