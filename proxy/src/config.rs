@@ -590,6 +590,9 @@ mod de {
     }
 }
 
+/// Largest `usher.yaml` accepted.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 /// A configuration error: which file, which key, what was expected.
 #[derive(Debug, thiserror::Error)]
 pub struct ConfigError {
@@ -620,11 +623,23 @@ impl Config {
     /// Reads, parses and validates `path`; relative paths inside are made
     /// absolute against the file's folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let whole = |message: String| ConfigError {
             file: path.to_path_buf(),
             key: String::new(),
-            message: format!("cannot read the config file: {e}"),
-        })?;
+            message,
+        };
+        // The YAML scanner is quadratic in the nesting depth (found by
+        // fuzzing): a config is small, so anything larger is refused.
+        let size = std::fs::metadata(path)
+            .map_err(|e| whole(format!("cannot read the config file: {e}")))?
+            .len();
+        if size > MAX_CONFIG_BYTES {
+            return Err(whole(format!(
+                "the config file is {size} bytes; expected at most {MAX_CONFIG_BYTES} (1 MiB)"
+            )));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| whole(format!("cannot read the config file: {e}")))?;
         let base = path.parent().unwrap_or(Path::new("."));
         Config::parse(&text, path, base)
     }

@@ -40,26 +40,27 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         // list holds only the usual tokens (keep-alive, close, upgrade, TE),
         // which are handled below; only other names need collecting, so the
         // common case allocates nothing.
-        let custom = |t: &&str| {
-            let t = t.trim();
-            !(t.eq_ignore_ascii_case("keep-alive")
-                || t.eq_ignore_ascii_case("close")
-                || t.eq_ignore_ascii_case("upgrade")
+        // Bytes, not `str`: one non-ASCII token must not hide the others
+        // (a fuzzing finding).
+        let custom = |t: &&[u8]| {
+            let t = t.trim_ascii();
+            !(t.eq_ignore_ascii_case(b"keep-alive")
+                || t.eq_ignore_ascii_case(b"close")
+                || t.eq_ignore_ascii_case(b"upgrade")
                 // TE is decided below (`Connection: TE` is how HTTP/1.1 sends it)
-                || t.eq_ignore_ascii_case("te")
+                || t.eq_ignore_ascii_case(b"te")
                 || t.is_empty())
         };
         let tokens = || {
             headers
                 .get_all(CONNECTION)
                 .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|s| s.split(','))
+                .flat_map(|v| v.as_bytes().split(|b| *b == b','))
         };
         if tokens().any(|t| custom(&t)) {
             let named: Vec<HeaderName> = tokens()
                 .filter(custom)
-                .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+                .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
                 .collect();
             for name in named {
                 headers.remove(&name);

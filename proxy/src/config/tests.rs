@@ -741,3 +741,16 @@ rate_limit:\n  per_caller: {{requests_per_second: 100, burst: 200}}\n  routes:\n
     );
     assert!(shown.contains("8192"), "{shown}");
 }
+
+#[test]
+fn an_oversized_config_file_is_refused_before_parsing() {
+    // Deeply nested flow collections take the YAML scanner quadratic time
+    // (a fuzzing finding): the size cap bounds it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("usher.yaml");
+    let nested = format!("service: {}", "{a: ".repeat(300_000));
+    std::fs::write(&path, nested).unwrap();
+    let err = Config::load(&path).unwrap_err();
+    assert_eq!(err.file, path);
+    assert!(err.message.contains("at most 1048576"), "{err}");
+}

@@ -319,3 +319,20 @@ fn host_of_drops_port_brackets_and_userinfo() {
     assert_eq!(host_of("10.0.0.1:443"), "10.0.0.1");
     assert_eq!(host_of(""), "");
 }
+
+#[test]
+fn a_non_ascii_token_in_connection_does_not_hide_the_others() {
+    // Found by fuzzing (fuzz/fuzz_targets/xfcc.rs): the whole value used
+    // to be skipped when any byte was not ASCII.
+    let mut h = HeaderMap::new();
+    h.insert(
+        CONNECTION,
+        HeaderValue::from_bytes(b"x-foo, \xc3\xa9, keep-alive").unwrap(),
+    );
+    h.insert("x-foo", HeaderValue::from_static("secret"));
+    h.insert("x-kept", HeaderValue::from_static("1"));
+    strip_hop_by_hop(&mut h, false);
+    assert!(h.get("x-foo").is_none(), "named in Connection: removed");
+    assert!(h.get(CONNECTION).is_none());
+    assert_eq!(h["x-kept"], "1");
+}
