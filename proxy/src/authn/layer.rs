@@ -84,15 +84,17 @@ where
             shared.max_token_bytes,
         ) {
             Ok(verified) => {
-                let rule = &shared.rules[verified.issuer.min(shared.rules.len() - 1)];
-                for (claim, header) in &rule.claims_to_headers {
+                // `verify` returns the index of one of these issuers.
+                let rule = shared.rules.get(verified.issuer);
+                for (claim, header) in rule.iter().flat_map(|r| &r.claims_to_headers) {
                     if let Some(value) = verified.claims.get(claim).and_then(claim_header) {
                         req.headers_mut().insert(header.clone(), value);
                     }
                 }
-                if !rule.forward {
-                    let (name, _) = &shared.locations[location];
-                    req.headers_mut().remove(name);
+                if !rule.is_some_and(|r| r.forward) {
+                    if let Some((name, _)) = shared.locations.get(location) {
+                        req.headers_mut().remove(name);
+                    }
                 }
                 req.extensions_mut()
                     .insert(VerifiedClaims(Arc::new(verified.claims)));
