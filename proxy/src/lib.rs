@@ -24,6 +24,7 @@ pub mod respond;
 pub mod serve;
 pub mod sidecar;
 pub mod telemetry;
+pub mod watch;
 
 pub use config::Config;
 pub use sidecar::{BoundAddrs, DrainOutcome, Sidecar, StartError};

@@ -6,11 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Authn, Jwks};
+use crate::watch::DirWatch;
 
 /// Key set documents larger than this are refused.
 const MAX_JWKS: usize = 1024 * 1024;
@@ -22,31 +21,15 @@ impl Authn {
     ) -> Result<(), notify::Error> {
         for (index, c) in self.config.jwt.iter().enumerate() {
             if let Some(path) = c.jwks_file.clone() {
-                let dir = match path.parent() {
-                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                    _ => std::path::PathBuf::from("."),
-                };
-                let (tx, mut rx) = mpsc::channel::<()>(1);
-                let mut watcher =
-                    notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                        if let Ok(event) = event {
-                            if !event.kind.is_access() {
-                                let _ = tx.try_send(());
-                            }
-                        }
-                    })?;
-                watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+                let mut watch = DirWatch::new([path.as_path()])?;
                 let authn = self.clone();
                 let shutdown = shutdown.clone();
                 tokio::spawn(async move {
-                    let _watcher = watcher;
                     loop {
                         tokio::select! {
                             _ = shutdown.cancelled() => break,
-                            got = rx.recv() => {
-                                if got.is_none() { break; }
-                                tokio::time::sleep(Duration::from_millis(100)).await;
-                                while rx.try_recv().is_ok() {}
+                            changed = watch.changed() => {
+                                if changed.is_none() { break; }
                                 let result = std::fs::read(&path)
                                     .map_err(|e| e.to_string())
                                     .and_then(|b| Jwks::parse(&b).map_err(|e| e.to_string()));

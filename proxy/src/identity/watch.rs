@@ -7,22 +7,16 @@
 //! (a new certificate with the old key) fails the cross-checks and is not
 //! installed; the next event, when the key lands, installs the pair.
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use notify::{RecursiveMode, Watcher};
 use rustls::crypto::CryptoProvider;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{load_identity, Identity};
 use crate::config::IdentityConfig;
 use crate::telemetry::Metrics;
-
-/// Events closer together than this are one change.
-const QUIET: Duration = Duration::from_millis(100);
+use crate::watch::DirWatch;
 
 pub fn spawn_file_watcher(
     identity: Arc<Identity>,
@@ -31,26 +25,12 @@ pub fn spawn_file_watcher(
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<(), notify::Error> {
-    let dirs: BTreeSet<PathBuf> = [&config.cert, &config.key, &config.bundle]
-        .iter()
-        .map(|f| match f.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        })
-        .collect();
-    let (tx, mut rx) = mpsc::channel::<()>(1);
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
-            if !event.kind.is_access() {
-                let _ = tx.try_send(());
-            }
-        }
-    })?;
-    for dir in &dirs {
-        watcher.watch(dir, RecursiveMode::NonRecursive)?;
-    }
+    let mut watch = DirWatch::new([
+        config.cert.as_path(),
+        config.key.as_path(),
+        config.bundle.as_path(),
+    ])?;
     tokio::spawn(async move {
-        let _watcher = watcher;
         loop {
             let expiry = until(identity.info().not_after);
             tokio::select! {
@@ -58,17 +38,15 @@ pub fn spawn_file_watcher(
                 _ = tokio::time::sleep(expiry), if identity.is_valid() => {
                     if identity.mark_expired() {
                         tracing::error!(
-                        serial = %identity.info().serial_hex,
-                        "the workload certificate has expired and no new files arrived; not ready"
+                            serial = %identity.info().serial_hex,
+                            "the workload certificate has expired and no new files arrived; not ready"
                         );
                     }
                 }
-                got = rx.recv() => {
-                    if got.is_none() {
+                changed = watch.changed() => {
+                    if changed.is_none() {
                         break;
                     }
-                    tokio::time::sleep(QUIET).await;
-                    while rx.try_recv().is_ok() {}
                     reload(&identity, &config, &provider, &metrics);
                 }
             }
