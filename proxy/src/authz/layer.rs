@@ -295,38 +295,3 @@ fn log_decision(
         );
     }
 }
-
-/// The authorization step of the stack: on when a policy is configured,
-/// a plain pass-through (no boxing, no lookups) when not.
-#[derive(Clone)]
-pub enum MaybeAuthorize<S> {
-    On(Authorize<S>),
-    Off(S),
-}
-
-impl<S> tower::Service<Request<RequestBody>> for MaybeAuthorize<S>
-where
-    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-{
-    type Response = Response<ProxyBody>;
-    type Error = Infallible;
-    type Future = futures_util::future::Either<BoxFuture, S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        match self {
-            MaybeAuthorize::On(a) => a.poll_ready(cx),
-            MaybeAuthorize::Off(s) => s.poll_ready(cx),
-        }
-    }
-
-    fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
-        match self {
-            MaybeAuthorize::On(a) => futures_util::future::Either::Left(a.call(req)),
-            MaybeAuthorize::Off(s) => futures_util::future::Either::Right(s.call(req)),
-        }
-    }
-}

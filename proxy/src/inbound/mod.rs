@@ -34,7 +34,7 @@ pub use maybe::Maybe;
 pub use observe::{Observe, ObserveFuture};
 
 use crate::authn::{Authenticate, Authn};
-use crate::authz::{Authorize, AuthzShared, MaybeAuthorize};
+use crate::authz::{Authorize, AuthzShared};
 use crate::body::RequestBody;
 use crate::connect::{classify, Hop};
 use crate::forward::Upstream;
@@ -127,7 +127,7 @@ impl Inbound {
 }
 
 /// The policy step and below.
-type Authorized = MaybeAuthorize<ToApp>;
+type Authorized = Maybe<Authorize<ToApp>, ToApp>;
 /// Authentication and below.
 type Authenticated = Maybe<Authenticate<Authorized>, Authorized>;
 /// The whole stack under observation.
@@ -153,8 +153,8 @@ pub fn stack(
         shared,
     };
     let authorize = match authz {
-        Some(authz) => MaybeAuthorize::On(Authorize::new(conn.clone(), authz.clone(), to_app)),
-        None => MaybeAuthorize::Off(to_app),
+        Some(authz) => Maybe::On(Authorize::new(conn.clone(), authz.clone(), to_app)),
+        None => Maybe::Off(to_app),
     };
     let authenticate = match authn {
         Some(authn) => Maybe::On(Authenticate::new(conn.clone(), authn, authorize)),
