@@ -19,9 +19,16 @@
 //! `bundle.pem` is re-read for every answer, so a root added during a
 //! rotation is handed out at once; the roots that verify renewing clients'
 //! certificates are those of the bundle at start.
+//!
+//! Failed enrolments are limited per client address, and their log lines
+//! aggregated (see [`limit`]). Refusals and refused handshakes are audit
+//! records (target `usher::audit`).
 
 mod api;
+mod limit;
 mod tls;
+
+pub use limit::{DEFAULT_ENROL_FAILURE_LIMIT, DEFAULT_ENROL_FAILURE_WINDOW};
 
 use std::io;
 use std::net::SocketAddr;
@@ -60,6 +67,12 @@ pub struct CaServerConfig {
     /// Extra DNS names for the server's own certificate (besides
     /// `localhost`).
     pub dns_names: Vec<String>,
+    /// Failed enrolments one client address (IPv6: one /64) may make per
+    /// `enrol_failure_window`; after that its enrolments are answered 429
+    /// until the window ends, without the token being checked.
+    pub enrol_failure_limit: u32,
+    /// See `enrol_failure_limit`.
+    pub enrol_failure_window: Duration,
 }
 
 impl CaServerConfig {
@@ -71,6 +84,8 @@ impl CaServerConfig {
             listen,
             cert_ttl: DEFAULT_TTL,
             dns_names: Vec::new(),
+            enrol_failure_limit: DEFAULT_ENROL_FAILURE_LIMIT,
+            enrol_failure_window: DEFAULT_ENROL_FAILURE_WINDOW,
         }
     }
 }
@@ -88,6 +103,15 @@ pub enum CaServerError {
     InvalidCertTtl {
         /// The rejected lifetime.
         ttl: Duration,
+    },
+
+    /// The failed-enrolment limit or its window is zero.
+    #[error("invalid enrolment failure limit {limit} per {window:?}: both must be more than zero")]
+    InvalidEnrolLimit {
+        /// The rejected limit.
+        limit: u32,
+        /// The rejected window.
+        window: Duration,
     },
 
     /// The listen address cannot be bound.
@@ -115,6 +139,9 @@ pub struct CaServer {
     pub addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// Dropped (or sent) once the connections have drained.
+    stop_sweeper: tokio::sync::oneshot::Sender<()>,
+    sweeper: JoinHandle<()>,
 }
 
 /// Everything request handlers share.
@@ -124,6 +151,8 @@ pub(crate) struct State {
     /// The issued log; its lock serialises signing.
     pub(crate) log: tokio::sync::Mutex<IssuedLog>,
     pub(crate) cert_ttl: Duration,
+    /// Failed enrolments per client address.
+    pub(crate) enrol_limits: limit::EnrolLimits,
 }
 
 impl State {
@@ -184,6 +213,12 @@ impl CaServer {
         if cfg.cert_ttl.is_zero() || cfg.cert_ttl > MAX_TTL {
             return Err(CaServerError::InvalidCertTtl { ttl: cfg.cert_ttl });
         }
+        if cfg.enrol_failure_limit == 0 || cfg.enrol_failure_window.is_zero() {
+            return Err(CaServerError::InvalidEnrolLimit {
+                limit: cfg.enrol_failure_limit,
+                window: cfg.enrol_failure_window,
+            });
+        }
         let ca = crate::store::load_ca(&cfg.ca_dir)?;
         let tokens = TokenStore::open(&cfg.ca_dir)?;
         let log = IssuedLog::open(&cfg.ca_dir)?;
@@ -192,6 +227,10 @@ impl CaServer {
             tokens,
             log: tokio::sync::Mutex::new(log),
             cert_ttl: cfg.cert_ttl,
+            enrol_limits: limit::EnrolLimits::new(
+                cfg.enrol_failure_limit,
+                cfg.enrol_failure_window,
+            ),
         });
 
         let listener =
@@ -220,20 +259,52 @@ impl CaServer {
             renew_at,
             shutdown_rx.clone(),
         ));
+        let (stop_sweeper, sweeper_stop) = tokio::sync::oneshot::channel();
+        let sweeper = tokio::spawn(sweep_enrol_limits(state.clone(), sweeper_stop));
         let task = tokio::spawn(accept_loop(listener, acceptor, state, shutdown_rx));
         tracing::info!(%addr, ca_dir = %cfg.ca_dir.display(), "CA server listening");
         Ok(CaServer {
             addr,
             shutdown,
             task,
+            stop_sweeper,
+            sweeper,
         })
     }
 
-    /// Stops accepting, lets in-flight requests finish (up to 10 s), and
-    /// returns once the listener is closed.
+    /// Stops accepting, lets in-flight requests finish (up to 10 s), logs
+    /// the failed-enrolment summaries still pending, and returns once the
+    /// listener is closed.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        let _ = self.stop_sweeper.send(());
+        let _ = self.sweeper.await;
+    }
+}
+
+/// Logs the summaries of failed-enrolment windows as they end, and those
+/// still open when `stop` fires (at shutdown, once the connections have
+/// drained, or when the server is dropped).
+async fn sweep_enrol_limits(state: Arc<State>, mut stop: tokio::sync::oneshot::Receiver<()>) {
+    let limits = &state.enrol_limits;
+    let period = limits
+        .window()
+        .clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tick.tick() => {
+                for summary in limits.sweep(std::time::Instant::now()) {
+                    summary.log(limits.window());
+                }
+            }
+        }
+    }
+    for summary in limits.drain() {
+        summary.log(limits.window());
     }
 }
 
@@ -300,11 +371,11 @@ async fn serve_conn(
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(error)) => {
-            tracing::warn!(peer = %addr, %error, "CA server: TLS handshake refused");
+            tracing::warn!(target: "usher::audit", peer = %addr, %error, "CA server: TLS handshake refused");
             return;
         }
         Err(_) => {
-            tracing::warn!(peer = %addr, "CA server: TLS handshake timed out");
+            tracing::warn!(target: "usher::audit", peer = %addr, "CA server: TLS handshake timed out");
             return;
         }
     };

@@ -134,22 +134,20 @@ async fn raw(
     path: &str,
     body: Vec<u8>,
 ) -> (u16, serde_json::Value, http::HeaderMap) {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for root in certs(bundle_pem) {
-        roots.add(root).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
+    raw_from(None, addr, bundle_pem, method, path, body).await
+}
+
+/// [`raw`], from the loopback address `source` (any 127.0.0.0/8 address
+/// works on Linux) when given, so that requests come from several clients.
+async fn raw_from(
+    source: Option<std::net::IpAddr>,
+    addr: SocketAddr,
+    bundle_pem: &str,
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value, http::HeaderMap) {
+    let tls = tls_connect(source, addr, bundle_pem).await;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .unwrap();
@@ -166,6 +164,51 @@ async fn raw(
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     (status, json, headers)
+}
+
+/// A TLS connection to the server trusting `bundle_pem`, from `source`.
+async fn tls_connect(
+    source: Option<std::net::IpAddr>,
+    addr: SocketAddr,
+    bundle_pem: &str,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for root in certs(bundle_pem) {
+        roots.add(root).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = match source {
+        None => TcpStream::connect(addr).await.unwrap(),
+        Some(ip) => {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(SocketAddr::new(ip, 0)).unwrap();
+            socket.connect(addr).await.unwrap()
+        }
+    };
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// Reads from `stream` up to the end of a response head; returns its
+/// status code.
+async fn read_head(stream: &mut tokio_rustls::client::TlsStream<TcpStream>) -> u16 {
+    use tokio::io::AsyncReadExt as _;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "closed: {head:?}");
+        head.push(byte[0]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    line.split(' ').nth(1).unwrap().parse().unwrap()
 }
 
 // ---- enrolment ---------------------------------------------------------------------
@@ -721,4 +764,148 @@ async fn short_lived_certificates_can_be_issued() {
         .unwrap_or_default();
     assert!(left <= Duration::from_secs(2), "{left:?}");
     server.shutdown().await;
+}
+
+// ---- failed enrolments: limited per address -------------------------------
+
+#[tokio::test]
+async fn failed_enrolments_are_limited_per_address() {
+    // How they are logged: tests/enrol_log.rs.
+    let dir = tempfile::tempdir().unwrap();
+    init_ca(dir.path(), TD, false).unwrap();
+    let mut cfg = CaServerConfig::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+    cfg.cert_ttl = Duration::from_secs(3600);
+    cfg.enrol_failure_limit = 3;
+    cfg.enrol_failure_window = Duration::from_secs(600);
+    let server = CaServer::start(cfg).await.unwrap();
+    let bundle = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+    let (_, csr) = make_key_and_csr(&id(WEB)).unwrap();
+    let body = |token: &str| {
+        serde_json::json!({ "token": token, "csr": csr })
+            .to_string()
+            .into_bytes()
+    };
+    let guesser: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let neighbour: std::net::IpAddr = "127.0.0.3".parse().unwrap();
+    let enrol = |from, token: &str| {
+        raw_from(
+            Some(from),
+            server.addr,
+            &bundle,
+            "POST",
+            "/v1/enrol",
+            body(token),
+        )
+    };
+
+    // Guessing tokens: refused as usual up to the limit...
+    let guess = format!("usher-bt-{}", "cd".repeat(32));
+    for i in 0..3 {
+        let (status, json, _) = enrol(guesser, &guess).await;
+        assert_eq!(status, 401, "guess {i}: {json}");
+        assert_eq!(json["error"], "unknown bootstrap token");
+    }
+    // ...then 429 with Retry-After, before the token is looked at: even a
+    // valid single-use token is not spent.
+    let good = token(dir.path(), WEB, true);
+    for _ in 0..2 {
+        let (status, json, headers) = enrol(guesser, &good).await;
+        assert_eq!(status, 429, "{json}");
+        let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((590..=600).contains(&retry), "Retry-After: {retry}");
+        assert!(
+            json["error"]
+                .as_str()
+                .unwrap()
+                .contains("too many failed enrolments"),
+            "{json}"
+        );
+    }
+    assert!(
+        read_issued_log(dir.path())
+            .unwrap()
+            .iter()
+            .all(|e| e.how == IssuedHow::Server),
+        "nothing was issued to the guesser"
+    );
+    // Another address is served, with the token the 429s did not spend.
+    let (status, json, _) = enrol(neighbour, &good).await;
+    assert_eq!(status, 200, "{json}");
+    assert!(json["cert_chain"].is_string(), "{json}");
+    // The bundle is not an enrolment: not limited.
+    let (status, _, _) = raw_from(
+        Some(guesser),
+        server.addr,
+        &bundle,
+        "GET",
+        "/v1/bundle",
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn guesses_sent_at_once_do_not_overrun_the_limit() {
+    use tokio::io::AsyncWriteExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    init_ca(dir.path(), TD, false).unwrap();
+    let mut cfg = CaServerConfig::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+    cfg.enrol_failure_limit = 3;
+    let server = CaServer::start(cfg).await.unwrap();
+    let bundle = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+    let (_, csr) = make_key_and_csr(&id(WEB)).unwrap();
+    let source = Some("127.0.0.4".parse().unwrap());
+
+    // Ten guesses whose heads all reach the server before any token is
+    // checked: each is let in (no failure yet) and waits for its body,
+    // which `100 Continue` proves.
+    let mut waiting = Vec::new();
+    for i in 0..10 {
+        let body =
+            serde_json::json!({ "token": format!("usher-bt-{i:064x}"), "csr": csr }).to_string();
+        let mut tls = tls_connect(source, server.addr, &bundle).await;
+        let head = format!(
+            "POST /v1/enrol HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nexpect: 100-continue\r\n\r\n",
+            body.len()
+        );
+        tls.write_all(head.as_bytes()).await.unwrap();
+        tls.flush().await.unwrap();
+        assert_eq!(
+            read_head(&mut tls).await,
+            100,
+            "guess {i} waits for its body"
+        );
+        waiting.push((tls, body));
+    }
+    // Now the bodies: only the limit's worth of tokens is checked.
+    let mut statuses = Vec::new();
+    for (mut tls, body) in waiting {
+        tls.write_all(body.as_bytes()).await.unwrap();
+        tls.flush().await.unwrap();
+        statuses.push(read_head(&mut tls).await);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429, 429, 429, 429, 429, 429]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_zero_enrolment_failure_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    init_ca(dir.path(), TD, false).unwrap();
+    let mut cfg = CaServerConfig::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+    cfg.enrol_failure_limit = 0;
+    assert!(matches!(
+        CaServer::start(cfg.clone()).await,
+        Err(usher_ca::CaServerError::InvalidEnrolLimit { .. })
+    ));
+    cfg.enrol_failure_limit = 1;
+    cfg.enrol_failure_window = Duration::ZERO;
+    assert!(matches!(
+        CaServer::start(cfg).await,
+        Err(usher_ca::CaServerError::InvalidEnrolLimit { .. })
+    ));
 }

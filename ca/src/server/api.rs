@@ -2,16 +2,17 @@
 //! bundle handlers, and the mapping of every refusal to a status and a short
 //! JSON error (details go to the log, never to the client).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::limit::retry_after_secs;
 use super::{Peer, State};
 use crate::csr::{check_csr, CheckedCsr, CsrError};
 use crate::error::CaError;
@@ -66,8 +67,15 @@ impl Refusal {
 pub(super) async fn handle(req: Request<Incoming>, state: &State, peer: &Peer) -> Resp {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
+    let enrolment = path == ENROL_PATH && method == Method::POST;
+    if enrolment {
+        // Too many failures from this address: not even the token is read.
+        if let Err(wait) = state.enrol_limits.check(peer.addr.ip(), Instant::now()) {
+            return too_many_failures(wait);
+        }
+    }
     let result = match (path.as_str(), &method) {
-        (ENROL_PATH, &Method::POST) => enrol(req, state).await,
+        (ENROL_PATH, &Method::POST) => enrol(req, state, peer).await,
         (RENEW_PATH, &Method::POST) => renew(req, state, peer).await,
         (BUNDLE_PATH, &Method::GET) => Ok(json(
             StatusCode::OK,
@@ -87,15 +95,38 @@ pub(super) async fn handle(req: Request<Incoming>, state: &State, peer: &Peer) -
                 .as_ref()
                 .map(|id| id.as_str())
                 .unwrap_or("-");
-            tracing::warn!(
-                peer = %peer.addr,
-                %method,
-                path = %path,
-                status = refusal.status.as_u16(),
-                reason = %refusal.reason,
-                spiffe_id,
-                "CA request refused"
-            );
+            // A failed enrolment is counted; only the first of its address's
+            // window is logged in full (the rest are summed up later).
+            let failure = (enrolment && refusal.status.is_client_error())
+                .then(|| state.enrol_limits.failed(peer.addr.ip(), Instant::now()));
+            if let Some(ended) = failure.as_ref().and_then(|f| f.ended.as_ref()) {
+                ended.log(state.enrol_limits.window());
+            }
+            if failure.as_ref().is_none_or(|f| f.first) {
+                tracing::warn!(
+                    target: "usher::audit",
+                    peer = %peer.addr,
+                    %method,
+                    path = %path,
+                    status = refusal.status.as_u16(),
+                    reason = %refusal.reason,
+                    spiffe_id,
+                    "CA request refused"
+                );
+            }
+            if let Some((f, wait)) = failure
+                .as_ref()
+                .and_then(|f| f.limited_for.map(|wait| (f, wait)))
+            {
+                tracing::warn!(
+                    target: "usher::audit",
+                    peer = %f.source,
+                    failures = state.enrol_limits.limit(),
+                    retry_after_secs = retry_after_secs(wait),
+                    "CA enrolment failures from this address reached the limit; \
+                     its enrolments are answered 429 until the window ends"
+                );
+            }
             let mut resp = json(
                 refusal.status,
                 &ErrorResponse {
@@ -112,6 +143,20 @@ pub(super) async fn handle(req: Request<Incoming>, state: &State, peer: &Peer) -
     }
 }
 
+/// 429 for an address over its failed-enrolment limit.
+fn too_many_failures(wait: Duration) -> Resp {
+    let secs = retry_after_secs(wait);
+    let mut resp = json(
+        StatusCode::TOO_MANY_REQUESTS,
+        &ErrorResponse {
+            error: format!("too many failed enrolments from this address; retry in {secs} s"),
+        },
+    );
+    resp.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(secs));
+    resp
+}
+
 fn method_not_allowed(allowed: &str) -> Refusal {
     Refusal::new(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -119,10 +164,16 @@ fn method_not_allowed(allowed: &str) -> Refusal {
     )
 }
 
-async fn enrol(req: Request<Incoming>, state: &State) -> Result<Resp, Refusal> {
+async fn enrol(req: Request<Incoming>, state: &State, peer: &Peer) -> Result<Resp, Refusal> {
     let body: EnrolRequest = read_json(req, "{\"token\": \"...\", \"csr\": \"...\"}").await?;
     let csr = checked(&body.csr)?;
     let id = &csr.spiffe_id;
+    // Checked again right before the token is: from here to the failure
+    // being counted (in `handle`) nothing awaits, so guesses sent at once
+    // on many connections cannot all slip in under the limit.
+    if let Err(wait) = state.enrol_limits.check(peer.addr.ip(), Instant::now()) {
+        return Ok(too_many_failures(wait));
+    }
     state
         .tokens
         .check_and_consume(&body.token, id)
