@@ -20,7 +20,7 @@ FUZZ_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$FUZZ_DIR")"
 cd "$ROOT"
 
-ALL_TARGETS=(spiffe_id trace_context usher_yaml xfcc jwt jwt_authn)
+ALL_TARGETS=(spiffe_id trace_context usher_yaml xfcc jwt jwt_authn path)
 
 SECONDS_PER_TARGET="${1:-60}"
 if ! [[ "$SECONDS_PER_TARGET" =~ ^[0-9]+$ ]] || [ "$SECONDS_PER_TARGET" -eq 0 ]; then

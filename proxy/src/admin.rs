@@ -1,4 +1,5 @@
-//! The admin listener: `/live`, `/ready`, `/metrics` (Prometheus text),
+//! The admin listener: `/live`, `/ready`, `/metrics` (OpenMetrics or
+//! Prometheus text, by the scraper's `Accept`),
 //! read-only views of the current identity and policy, and `/logging` to
 //! read or change the log filter. Plain HTTP; keep it on loopback.
 
@@ -19,6 +20,7 @@ use http_body_util::BodyExt as _;
 use crate::identity::Identity;
 use crate::respond::{text, ProxyBody};
 use crate::telemetry::logs::{self, LogLevelError};
+use crate::telemetry::metrics::Format;
 use crate::telemetry::Metrics;
 
 fn json(body: String) -> Response<ProxyBody> {
@@ -114,11 +116,18 @@ pub async fn handle(
             Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
         },
         "/metrics" => {
-            let mut resp = text(StatusCode::OK, state.metrics.encode());
+            let accept = req
+                .headers()
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
+            let format = Format::negotiate(accept);
+            let mut resp = text(StatusCode::OK, state.metrics.encode_as(format));
             resp.headers_mut().insert(
                 http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                http::HeaderValue::from_static(format.content_type()),
             );
+            resp.headers_mut()
+                .insert(http::header::VARY, http::HeaderValue::from_static("accept"));
             resp
         }
         "/identity" => {

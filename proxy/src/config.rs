@@ -47,11 +47,13 @@ pub struct Config {
 }
 
 mod guard;
+mod hardening;
 mod telemetry;
 pub use guard::{
     AuthenticationConfig, BucketConfig, JwtIssuerConfig, RateLimitConfig, RouteLimitConfig,
     TokenLocation,
 };
+pub use hardening::{AppProtocol, PathNormalizationConfig};
 pub use telemetry::{OtlpConfig, OtlpProtocol, TelemetryConfig};
 
 /// `policy:`: which Rego files decide, and how.
@@ -170,6 +172,10 @@ pub struct IdentityConfig {
     /// File mode: swap in new files when they change on disk.
     #[serde(default = "defaults::yes")]
     pub watch: bool,
+    /// File mode: accept a key file that group or other users can read
+    /// (mode & 0o077 != 0), with a warning, instead of refusing it.
+    #[serde(default)]
+    pub allow_insecure_key_permissions: bool,
 }
 
 /// `identity.ca`: get and renew the certificate from `usher ca serve`.
@@ -247,6 +253,26 @@ pub struct InboundConfig {
     /// Streams one HTTP/2 connection may have open at once.
     #[serde(default = "defaults::h2_streams", deserialize_with = "de::count_u32")]
     pub http2_max_concurrent_streams: u32,
+    /// Trust domains peers may come from (federation). Empty: this
+    /// workload's own trust domain only.
+    #[serde(default, deserialize_with = "hardening::trust_domains")]
+    pub trust_domains: Vec<String>,
+    /// `Upgrade` protocols passed to the app; `h2c` never is.
+    #[serde(
+        default = "hardening::default_upgrades",
+        deserialize_with = "hardening::upgrades"
+    )]
+    pub upgrades: Vec<String>,
+    /// How request paths are normalised before any check.
+    #[serde(default)]
+    pub path_normalization: PathNormalizationConfig,
+    /// Keep the caller's `Forwarded`, `X-Forwarded-*` and `X-Real-IP`
+    /// (removed by default: a peer can write anything in them).
+    #[serde(default)]
+    pub trust_forwarded_headers: bool,
+    /// The HTTP version spoken to the app: `http1`, `http2` or `auto`.
+    #[serde(default)]
+    pub app_protocol: AppProtocol,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -266,6 +292,12 @@ pub struct OutboundConfig {
         deserialize_with = "de::duration"
     )]
     pub connect_timeout: Duration,
+    /// `Upgrade` protocols the app may ask for; `h2c` never is.
+    #[serde(
+        default = "hardening::default_upgrades",
+        deserialize_with = "hardening::upgrades"
+    )]
+    pub upgrades: Vec<String>,
 }
 
 impl Default for OutboundConfig {
@@ -274,6 +306,7 @@ impl Default for OutboundConfig {
             listen: defaults::outbound_listen(),
             routes: Vec::new(),
             connect_timeout: defaults::connect_timeout(),
+            upgrades: hardening::default_upgrades(),
         }
     }
 }
@@ -649,8 +682,18 @@ impl Config {
     pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
         let de = yaml_serde::Deserializer::from_str(text);
         let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            // A YAML syntax error has no key below the mapping it broke
+            // (`?`): name the deepest key known.
             let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
+            let mut path = path.as_str();
+            while let Some(p) = path.strip_suffix(".?").or_else(|| path.strip_suffix('?')) {
+                path = p;
+            }
+            let path = if path == "." {
+                String::new()
+            } else {
+                path.to_string()
+            };
             let (key, message) = tidy_error(path, e.into_inner().to_string());
             ConfigError {
                 file: file.to_path_buf(),
@@ -715,6 +758,12 @@ impl Config {
                     return Err(err(
                         (*key).into(),
                         "cannot be used together with identity.ca (the CA provides the certificate, key and bundle)".into(),
+                    ));
+                }
+                if self.identity.allow_insecure_key_permissions {
+                    return Err(err(
+                        "identity.allow_insecure_key_permissions".into(),
+                        "applies only to identity.key (file mode); with identity.ca the key is made in memory and never written".into(),
                     ));
                 }
             }

@@ -54,8 +54,14 @@ pub enum Hop {
 /// Maps a failed forward to what the client is told.
 pub fn classify(err: &hyper_util::client::legacy::Error, hop: Hop) -> ProxyError {
     let reason = error_chain(err);
-    if let Some(crate::body::BodyError::TooLarge(max)) = find_cause::<crate::body::BodyError>(err) {
-        return ProxyError::BodyTooLarge { max: *max };
+    match find_cause::<crate::body::BodyError>(err) {
+        Some(crate::body::BodyError::TooLarge(max)) => {
+            return ProxyError::BodyTooLarge { max: *max };
+        }
+        // Reading the caller's body failed: the caller's error, not the
+        // next hop's.
+        Some(crate::body::BodyError::Read(_)) => return ProxyError::BodyUnreadable { reason },
+        None => {}
     }
     let connect = find_cause::<ConnectError>(err);
     match (hop, connect) {

@@ -7,11 +7,13 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::Connect;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::task::TaskTracker;
 
 use crate::body::RequestBody;
 use crate::headers;
+use crate::telemetry::{Direction, Metrics};
 
 /// Keep-alive connections idle longer than this are closed: below the
 /// servers' default header read timeout (30 s), so a pooled connection is
@@ -26,6 +28,9 @@ pub struct Upstream<C> {
     h1: Client<C, RequestBody>,
     h2: Client<C, RequestBody>,
     tunnels: TaskTracker,
+    /// Upgrades are counted in `usher_upgrades_total{direction}`.
+    metrics: Arc<Metrics>,
+    direction: Direction,
 }
 
 impl<C> Upstream<C>
@@ -33,8 +38,15 @@ where
     C: Connect + Clone + Send + Sync + 'static,
 {
     /// `h1_connector` and `h2_connector` may differ (e.g. in the ALPN they
-    /// offer); each client pools its own connections.
-    pub fn new(h1_connector: C, h2_connector: C, tunnels: TaskTracker) -> Self {
+    /// offer); each client pools its own connections. `direction` is the
+    /// side of the sidecar this upstream serves (inbound: to the app).
+    pub fn new(
+        h1_connector: C,
+        h2_connector: C,
+        tunnels: TaskTracker,
+        metrics: Arc<Metrics>,
+        direction: Direction,
+    ) -> Self {
         let mut b1 = Client::builder(TokioExecutor::new());
         b1.pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
@@ -50,6 +62,8 @@ where
             h1: b1.build(h1_connector),
             h2: b2.build(h2_connector),
             tunnels,
+            metrics,
+            direction,
         }
     }
 
@@ -86,8 +100,23 @@ where
         }
 
         let downstream = hyper::upgrade::on(&mut req);
+        // What was offered (only configured protocols pass the sanitizer)
+        // bounds the metric's protocol label.
+        let offered = req.headers().get(http::header::UPGRADE).cloned();
         let mut resp = self.h1.request(req).await?;
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            // From here on the connection is a tunnel: no policy, rate
+            // limit or authentication sees what crosses it.
+            let switched = resp
+                .headers()
+                .get(http::header::UPGRADE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let offered = offered.as_ref().and_then(|v| v.to_str().ok());
+            self.metrics
+                .upgraded(self.direction, offered.unwrap_or(""), switched);
+            let protocol = switched.chars().take(64).collect::<String>();
+            tracing::info!(target: "usher::audit", direction = self.direction.as_str(), %protocol, "connection upgraded: spliced as an opaque tunnel");
             let upstream = hyper::upgrade::on(&mut resp);
             self.tunnels.spawn(async move {
                 let (Ok(down), Ok(up)) = (downstream.await, upstream.await) else {

@@ -39,6 +39,12 @@ pub enum ProxyError {
     AppTimeout(std::time::Duration),
     #[error("the request body is larger than {max} bytes")]
     BodyTooLarge { max: u64 },
+    #[error("request refused: {0}")]
+    Refused(crate::sanitize::Refusal),
+    /// The caller's body broke off or was malformed (a bad chunk size):
+    /// the caller's fault, not the upstream's.
+    #[error("the request body could not be read: {reason}")]
+    BodyUnreadable { reason: String },
 }
 
 impl ProxyError {
@@ -55,6 +61,8 @@ impl ProxyError {
             | ProxyError::PeerFailed { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::AppTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::Refused(r) => r.status(),
+            ProxyError::BodyUnreadable { .. } => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -78,6 +86,9 @@ impl ProxyError {
             ProxyError::BodyTooLarge { max } => {
                 format!("usher: the request body is larger than {max} bytes")
             }
+            // Fixed texts: nothing the caller sent is echoed back.
+            ProxyError::Refused(r) => format!("usher: {r}"),
+            ProxyError::BodyUnreadable { .. } => "usher: the request body could not be read".into(),
         }
     }
 
@@ -95,6 +106,8 @@ impl ProxyError {
             ProxyError::PeerFailed { .. } => "peer_failed",
             ProxyError::AppTimeout(_) => "app_timeout",
             ProxyError::BodyTooLarge { .. } => "body_too_large",
+            ProxyError::Refused(r) => r.kind(),
+            ProxyError::BodyUnreadable { .. } => "body_unreadable",
         }
     }
 

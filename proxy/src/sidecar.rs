@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::header::HeaderName;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
@@ -25,6 +26,7 @@ use crate::inbound::Guards;
 use crate::inbound::{self, AppConnector, Inbound, InboundConn};
 use crate::outbound::{Outbound, PeerConnector, RouteTable};
 use crate::ratelimit::RateLimits;
+use crate::sanitize::{Sanitizer, FORWARDED};
 use crate::serve::{
     accept_loop, http_builder, serve_http, ConnectionLimit, Lifecycle, ServerLimits,
 };
@@ -246,10 +248,21 @@ impl Sidecar {
         });
         let inbound = Inbound::new(
             config.inbound.app,
-            Upstream::new(app_connector.clone(), app_connector, life.tasks.clone()),
+            Upstream::new(
+                app_connector.clone(),
+                app_connector,
+                life.tasks.clone(),
+                metrics.clone(),
+                Direction::Inbound,
+            ),
             config.inbound.request_timeout,
             config.inbound.max_request_body,
-            Guards { authn, rate_limits },
+            Guards {
+                sanitizer: Arc::new(inbound_sanitizer(config)),
+                app_protocol: config.inbound.app_protocol,
+                authn,
+                rate_limits,
+            },
         );
         let listener = Arc::new(InboundListener {
             acceptor: TlsAcceptor::from(server_tls),
@@ -260,6 +273,11 @@ impl Sidecar {
             builder: builder.clone(),
             shutdown: life.shutdown.clone(),
             idle_timeout: inbound_cfg.idle_timeout,
+            trust_domains: if inbound_cfg.trust_domains.is_empty() {
+                vec![spiffe_id.trust_domain().to_owned()]
+            } else {
+                inbound_cfg.trust_domains.clone()
+            },
         });
         let refused = metrics.clone();
         tokio::spawn(accept_loop(
@@ -281,8 +299,15 @@ impl Sidecar {
                 PeerConnector::new(routes.clone(), Alpn::Http1, timeout, metrics.clone()),
                 PeerConnector::new(routes, Alpn::H2, timeout, metrics.clone()),
                 life.tasks.clone(),
+                metrics.clone(),
+                Direction::Outbound,
             ),
             telemetry.clone(),
+            Sanitizer::new(
+                config.outbound.upgrades.clone(),
+                None,
+                vec![crate::headers::XFCC.clone()],
+            ),
         );
         {
             let life2 = life.clone();
@@ -353,6 +378,33 @@ struct InboundListener {
     builder: Arc<hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>>,
     shutdown: tokio_util::sync::CancellationToken,
     idle_timeout: Duration,
+    /// Peers from other trust domains are refused after the handshake.
+    trust_domains: Vec<String>,
+}
+
+/// The inbound listener's request rules: its upgrades, path normalisation,
+/// and the headers only usher may set (identity, claims, and forwarded
+/// headers unless trusted).
+fn inbound_sanitizer(config: &Config) -> Sanitizer {
+    let inbound = &config.inbound;
+    let mut protected = vec![crate::headers::XFCC.clone()];
+    if !inbound.trust_forwarded_headers {
+        protected.extend(FORWARDED.iter().map(|n| HeaderName::from_static(n)));
+    }
+    if let Some(authn) = &config.authentication {
+        for rule in &authn.jwt {
+            protected.extend(
+                rule.claims_to_headers
+                    .values()
+                    .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok()),
+            );
+        }
+    }
+    Sanitizer::new(
+        inbound.upgrades.clone(),
+        Some(inbound.path_normalization.options()),
+        protected,
+    )
 }
 
 async fn serve_inbound(tcp: TcpStream, remote: SocketAddr, listener: Arc<InboundListener>) {
@@ -363,21 +415,30 @@ async fn serve_inbound(tcp: TcpStream, remote: SocketAddr, listener: Arc<Inbound
         Ok(Err(e)) => {
             let reason = tls_failure_reason(&e);
             metrics.handshake_failed(Direction::Inbound, reason);
-            tracing::warn!(direction = "inbound", %remote, reason, error = %e, "TLS handshake refused");
+            tracing::warn!(target: "usher::audit", direction = "inbound", %remote, reason, error = %e, "TLS handshake refused");
             return;
         }
         Err(_) => {
             metrics.handshake_failed(Direction::Inbound, "timeout");
-            tracing::warn!(direction = "inbound", %remote, reason = "timeout", "TLS handshake refused");
+            tracing::warn!(target: "usher::audit", direction = "inbound", %remote, reason = "timeout", "TLS handshake refused");
             return;
         }
     };
     // The verifier already required a SPIFFE ID; this reads the same leaf.
     let Some(peer) = identity::peer_identity(tls.get_ref().1) else {
         metrics.handshake_failed(Direction::Inbound, "no_spiffe_id");
-        tracing::warn!(direction = "inbound", %remote, reason = "no_spiffe_id", "TLS handshake refused");
+        tracing::warn!(target: "usher::audit", direction = "inbound", %remote, reason = "no_spiffe_id", "TLS handshake refused");
         return;
     };
+    if !listener
+        .trust_domains
+        .iter()
+        .any(|td| td.eq_ignore_ascii_case(peer.trust_domain()))
+    {
+        metrics.handshake_failed(Direction::Inbound, "trust_domain");
+        tracing::warn!(target: "usher::audit", direction = "inbound", %remote, %peer, reason = "trust_domain", "TLS handshake refused: the peer's trust domain is not accepted");
+        return;
+    }
     tracing::debug!(direction = "inbound", %remote, %peer, "peer connected");
     let _open = metrics.connection_opened(Direction::Inbound);
     // Per connection: the listener's shutdown, or a flood of cancelled

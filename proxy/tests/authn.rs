@@ -388,3 +388,48 @@ async fn a_key_set_from_a_url_is_fetched_and_used() {
     .await;
     assert!(accepted, "the key set from the URL was not used");
 }
+
+/// A mesh peer talking to b directly cannot make b drop the claim header
+/// it sets (`Connection: x-user-id`), nor forge it with underscores.
+#[tokio::test]
+async fn a_peer_cannot_remove_or_forge_claim_headers() {
+    use rustls::pki_types::ServerName;
+    let app = Backend::start().await;
+    let rs = signer(Algorithm::RS256, "rs");
+    let mesh = mesh(app.addr, &jwks(&[&rs]), false).await;
+    let certs = mesh.pki.issue("peer-certs", &support::id("peer"));
+    let config = support::client::tls_client(
+        &certs.join("bundle.pem"),
+        Some(&certs),
+        support::id("b"),
+        b"http/1.1",
+    );
+    let tcp = tokio::net::TcpStream::connect(mesh.b.addrs.inbound)
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from("usher").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let token = sign(&rs, &claims("alice", "user"));
+    let req = http::Request::get("/headers")
+        .header("host", "b")
+        .header("authorization", format!("Bearer {token}"))
+        .header("connection", "x-user-id, keep-alive")
+        .header("x_user_id", "mallory")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let (status, body) = read(send.send_request(req).await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    let seen: HashMap<String, String> = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        seen.get("x-user-id").map(String::as_str),
+        Some("alice"),
+        "{body}"
+    );
+    assert!(!seen.contains_key("x_user_id"), "{body}");
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
-use support::process::usher;
+use support::process::{usher, UsherProcess};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -467,37 +467,113 @@ fn run_with_a_missing_certificate_names_the_file() {
     std::fs::remove_file(&cert).unwrap();
 
     let config = config_with(tmp.path(), 0, "", "127.0.0.1:8080");
-    let mut child = usher()
-        .args(["run", "--config", path_str(&config)])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // It must exit on its own; a sidecar that started anyway would run until
-    // killed, so bound the wait instead of blocking forever.
-    let end = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > end {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "usher run kept running without a certificate: {}",
-                stdout(&out)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = child.wait_with_output().unwrap();
+    let out = run_until_exit(&config);
     let err = stderr(&out);
-    assert_eq!(status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains(path_str(&cert)),
         "names the certificate file: {err}"
     );
     assert!(!stdout(&out).contains("usher ready"), "{}", stdout(&out));
+}
+
+/// `usher run --config FILE`, which must exit on its own: a sidecar that
+/// started anyway would run until killed, so the wait is bounded.
+fn run_until_exit(config: &Path) -> Output {
+    let mut child = usher()
+        .args(["run", "--config", path_str(config)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("usher run kept running: {}", stdout(&out));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn run_with_a_missing_or_broken_jwks_file_exits_2_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = init_ca(tmp.path());
+    assert_success(&issue(tmp.path(), &ca, ORDERS, &[]).0);
+    std::fs::write(tmp.path().join("broken.json"), "{ not json").unwrap();
+    for file in ["missing.json", "broken.json"] {
+        let authn = format!(
+            "authentication:\n  jwt:\n    - issuer: https://login.example.org\n      jwks_file: {file}\n"
+        );
+        let config = config_with(tmp.path(), 0, &authn, "127.0.0.1:8080");
+        let out = run_until_exit(&config);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{file}: a config error: {err}");
+        assert!(
+            err.contains(path_str(&tmp.path().join(file))),
+            "{file}: names the file: {err}"
+        );
+        assert!(
+            err.contains("authentication.jwt[0].jwks_file"),
+            "{file}: names the key: {err}"
+        );
+        assert!(!stdout(&out).contains("usher ready"), "{}", stdout(&out));
+    }
+}
+
+#[test]
+fn run_refuses_a_key_file_others_can_read_unless_allowed_then_warns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = init_ca(tmp.path());
+    let (out, certs) = issue(tmp.path(), &ca, ORDERS, &[]);
+    assert_success(&out);
+    let key = certs.join("key.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+
+    let config = config_with(tmp.path(), 0, "", "127.0.0.1:8080");
+    let out = run_until_exit(&config);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(path_str(&key)), "names the file: {err}");
+    assert!(err.contains("mode 0640"), "says the mode: {err}");
+    assert!(
+        err.contains(&format!("chmod 600 {}", path_str(&key))),
+        "says the fix: {err}"
+    );
+    assert!(
+        err.contains("identity.allow_insecure_key_permissions"),
+        "names the override: {err}"
+    );
+    assert!(!stdout(&out).contains("usher ready"), "{}", stdout(&out));
+
+    // The operator accepts the risk: it starts, and says so once.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "  bundle: certs/bundle.pem\n",
+        "  bundle: certs/bundle.pem\n  allow_insecure_key_permissions: true\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let sidecar = UsherProcess::start(&config);
+    let warnings: Vec<serde_json::Value> = sidecar
+        .startup
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("INSECURE"))
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "{:?}", sidecar.startup);
+    let warning = &warnings[0];
+    assert_eq!(warning["level"], "WARN");
+    assert_eq!(warning["target"], "usher::audit");
+    assert_eq!(warning["key"], path_str(&key));
+    assert_eq!(warning["mode"], "0640");
 }
 
 // ---- ca token, ca serve, intermediates ----------------------------------
@@ -574,6 +650,69 @@ fn ca_init_makes_an_intermediate_below_a_root() {
 }
 
 #[test]
+fn ca_init_below_a_parent_keeps_its_trust_domain_and_says_intermediate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = init_ca(tmp.path());
+    let inter = tmp.path().join("intermediate");
+    let out = run(&[
+        "ca",
+        "init",
+        "--dir",
+        path_str(&inter),
+        "--parent-dir",
+        path_str(&root),
+        "--trust-domain",
+        "other.local",
+    ]);
+    let err = assert_failure(&out);
+    assert_eq!(out.status.code(), Some(2), "a usage error: {err}");
+    assert!(err.contains("\"other.local\""), "{err}");
+    assert!(err.contains(&format!("\"{TD}\"")), "the parent's: {err}");
+    assert!(err.contains(path_str(&root)), "names the parent: {err}");
+    assert!(!inter.join("ca-key.pem").exists(), "nothing is written");
+
+    // The parent's own trust domain (or none) is fine, and it is reported
+    // as what it is.
+    let out = run(&[
+        "ca",
+        "init",
+        "--dir",
+        path_str(&inter),
+        "--parent-dir",
+        path_str(&root),
+        "--trust-domain",
+        TD,
+    ]);
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(text.contains("intermediate certificate"), "{text}");
+    assert!(!text.contains("root certificate"), "{text}");
+    assert!(text.contains(TD), "{text}");
+    assert!(text.contains(path_str(&inter.join("bundle.pem"))), "{text}");
+    let der = CertificateDer::from_pem_file(inter.join("ca.pem")).unwrap();
+    assert_eq!(
+        usher_ca::spiffe_id_from_cert_der(&der).unwrap().as_str(),
+        "spiffe://mesh.local"
+    );
+
+    // A root still says root.
+    let out = run(&[
+        "ca",
+        "init",
+        "--trust-domain",
+        TD,
+        "--dir",
+        path_str(&tmp.path().join("root2")),
+    ]);
+    assert_success(&out);
+    assert!(
+        stdout(&out).contains("root certificate"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
 fn ca_serve_runs_until_sigterm() {
     let tmp = tempfile::tempdir().unwrap();
     let ca = init_ca(tmp.path());
@@ -610,4 +749,123 @@ fn ca_serve_runs_until_sigterm() {
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(0));
+}
+
+/// A CA and an issued `orders` identity in `dir` (ca/, certs/).
+fn issue_orders(dir: &Path) {
+    let ca = dir.join("ca");
+    let certs = dir.join("certs");
+    assert_success(&run(&[
+        "ca",
+        "init",
+        "--trust-domain",
+        TD,
+        "--dir",
+        path_str(&ca),
+    ]));
+    assert_success(&run(&[
+        "ca",
+        "issue",
+        "--ca-dir",
+        path_str(&ca),
+        "--spiffe-id",
+        ORDERS,
+        "--out",
+        path_str(&certs),
+    ]));
+}
+
+const CHECKED: &str = "service: orders\nidentity:\n  cert: certs/cert.pem\n  key: certs/key.pem\n  bundle: BUNDLE\ninbound:\n  app: 127.0.0.1:8080\n  listen: 127.0.0.1:1\npolicy:\n  files: [POLICY]\nauthentication:\n  jwt:\n    - issuer: https://login.test\n      jwks_file: JWKS\n";
+
+#[test]
+fn check_reports_every_problem_with_its_key_and_binds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    issue_orders(dir.path());
+    std::fs::write(
+        dir.path().join("bad.rego"),
+        "package usher.authz\nallow if { x := 1 \n",
+    )
+    .unwrap();
+    let yaml = CHECKED
+        .replace("BUNDLE", "certs/missing.pem")
+        .replace("POLICY", "bad.rego")
+        .replace("JWKS", "absent.json");
+    let config = dir.path().join("usher.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let out = run(&["check", "--config", path_str(&config)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("key `identity.bundle`: cannot read"), "{err}");
+    assert!(
+        err.contains("key `policy`: ") && err.contains("bad.rego:3"),
+        "{err}"
+    );
+    assert!(
+        err.contains("key `authentication.jwt[0].jwks_file`: cannot read"),
+        "{err}"
+    );
+    assert!(err.contains("3 problem(s) found"), "{err}");
+
+    // Fixed: OK, exit 0, and port 1 (privileged) was never bound.
+    std::fs::write(
+        dir.path().join("ok.rego"),
+        "package usher.authz\ndefault allow := false\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("jwks.json"),
+        r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k","alg":"ES256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#,
+    )
+    .unwrap();
+    let yaml = CHECKED
+        .replace("BUNDLE", "certs/bundle.pem")
+        .replace("POLICY", "ok.rego")
+        .replace("JWKS", "jwks.json");
+    std::fs::write(&config, yaml).unwrap();
+    let out = run(&["check", "--config", path_str(&config)]);
+    assert_success(&out);
+    assert!(
+        stdout(&out).contains(&format!("OK (service orders, identity {ORDERS}")),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn check_refuses_a_key_that_does_not_match_its_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    issue_orders(dir.path());
+    // Another identity's key beside orders' certificate.
+    let other = dir.path().join("other");
+    assert_success(&run(&[
+        "ca",
+        "issue",
+        "--ca-dir",
+        path_str(&dir.path().join("ca")),
+        "--spiffe-id",
+        "spiffe://mesh.local/ns/shop/sa/other",
+        "--out",
+        path_str(&other),
+    ]));
+    let yaml = "service: orders\nidentity:\n  cert: certs/cert.pem\n  key: other/key.pem\n  bundle: certs/bundle.pem\ninbound:\n  app: 127.0.0.1:8080\n";
+    let config = dir.path().join("usher.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let err = stderr(&run(&["check", "--config", path_str(&config)]));
+    assert!(
+        err.contains("key `identity.key`") && err.contains("does not match"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_yaml_syntax_error_names_line_column_and_no_placeholder_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("usher.yaml");
+    std::fs::write(&config, "service: x\n- a\n").unwrap();
+    for cmd in ["check", "run"] {
+        let out = run(&[cmd, "--config", path_str(&config)]);
+        let err = assert_failure(&out);
+        assert!(err.contains("line 2 column 1"), "{cmd}: {err}");
+        assert!(!err.contains('?'), "{cmd}: {err}");
+    }
 }

@@ -32,7 +32,7 @@ async fn h1_call_through_two_sidecars_carries_peer_identity() {
 }
 
 #[tokio::test]
-async fn h2c_from_app_is_h2_on_every_leg() {
+async fn grpc_over_h2c_from_app_is_h2_on_every_leg_other_h2_reaches_the_app_as_h1() {
     let app = Backend::start().await;
     let mesh = Mesh::start(app.addr).await;
     let mut send = h2::<Full<Bytes>>(mesh.a.addrs.outbound).await;
@@ -42,7 +42,16 @@ async fn h2c_from_app_is_h2_on_every_leg() {
     let (status, body) = read(send.send_request(req).await.unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let seen = headers_json(&body);
-    assert_eq!(seen[":version"], "HTTP/2.0", "h2 end to end: {body}");
+    assert_eq!(seen[":version"], "HTTP/1.1", "app_protocol auto: {body}");
+    assert_eq!(seen["host"], "b", "{body}");
+    let req = Request::get("http://b/headers")
+        .header("content-type", "application/grpc")
+        .body(Full::default())
+        .unwrap();
+    let (status, body) = read(send.send_request(req).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let seen = headers_json(&body);
+    assert_eq!(seen[":version"], "HTTP/2.0", "gRPC: h2 end to end: {body}");
     assert_eq!(
         seen["x-forwarded-client-cert"],
         format!("By={};URI={}", id("b"), id("a"))
@@ -331,7 +340,7 @@ async fn upgrade_is_passed_through_on_http1() {
     let req = Request::get("/upgrade")
         .header("host", "b")
         .header("connection", "upgrade")
-        .header("upgrade", "echo")
+        .header("upgrade", "websocket")
         .body(Full::default())
         .unwrap();
     let resp = send.send_request(req).await.unwrap();

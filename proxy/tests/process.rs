@@ -200,10 +200,11 @@ async fn sighup_reloads_the_policy_and_decisions_are_logged_as_json() {
             Ok(v) => v,
             Err(_) => continue,
         };
-        if v["target"] == "usher::decision" {
+        if v["message"] == "decision" {
             break v;
         }
     };
+    assert_eq!(line["target"], "usher::audit");
     assert_eq!(line["decision"], "deny");
     assert_eq!(line["principal"], id("a").as_str());
     assert_eq!(line["method"], "GET");
@@ -307,10 +308,11 @@ async fn access_log_lines_and_the_log_filter_changed_at_run_time() {
     assert_eq!(line["trace_id"], "", "no tracing configured");
     assert_eq!(line["span_id"], "");
 
-    // The log filter, read and changed through the admin listener.
+    // The log filter, read and changed through the admin listener (audit
+    // records are always kept: the filter says so).
     assert_eq!(
         admin_call(b.admin, "GET", "/logging", "").await,
-        (StatusCode::OK, "info\n".into())
+        (StatusCode::OK, "usher::audit=info,info\n".into())
     );
     assert_eq!(
         admin_call(b.admin, "PUT", "/logging", "debug").await.0,
@@ -321,10 +323,10 @@ async fn access_log_lines_and_the_log_filter_changed_at_run_time() {
         assert_ne!(v["target"], "usher::access", "access_log: false, yet {v}");
         v["message"] == "log filter changed"
     });
-    assert_eq!(changed["filter"], "debug");
+    assert_eq!(changed["filter"], "usher::audit=info,debug");
     assert_eq!(
         admin_call(b.admin, "GET", "/logging", "").await,
-        (StatusCode::OK, "debug\n".into())
+        (StatusCode::OK, "usher::audit=info,debug\n".into())
     );
     // Debug lines now appear (a new peer connection is logged at debug).
     assert_eq!(get1(a.outbound, "b", "/headers").await.0, StatusCode::OK);
@@ -336,6 +338,157 @@ async fn access_log_lines_and_the_log_filter_changed_at_run_time() {
     assert!(msg.contains("invalid log filter"), "{msg}");
     assert_eq!(
         admin_call(b.admin, "POST", "/logging?level=warn", "").await,
-        (StatusCode::OK, "warn\n".into())
+        (StatusCode::OK, "usher::audit=info,warn\n".into())
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_records_are_logged_even_with_the_log_level_off() {
+    let app = Backend::start().await;
+    let pki = Pki::new();
+    let b_dir = pki.dir.path().join("b");
+    std::fs::create_dir_all(&b_dir).unwrap();
+    std::fs::write(
+        b_dir.join("authz.rego"),
+        "package usher.authz\n\ndefault allow := false\n",
+    )
+    .unwrap();
+    let b_certs = pki.issue("b-certs", &id("b"));
+    let b = UsherProcess::start(&write_config(
+        &b_dir,
+        &b_certs,
+        app.addr,
+        &[],
+        "policy:\n  files: [authz.rego]\ntelemetry:\n  access_log: false\n",
+    ));
+    let a_certs = pki.issue("a-certs", &id("a"));
+    let routes = [RouteSpec {
+        host: "b".into(),
+        address: b.inbound,
+        identity: id("b"),
+    }];
+    let a = UsherProcess::start(&write_config(
+        &pki.dir.path().join("a"),
+        &a_certs,
+        app.addr,
+        &routes,
+        "",
+    ));
+
+    // Anything on the local host may turn the logs off...
+    assert_eq!(
+        admin_call(b.admin, "POST", "/logging?level=off", "").await,
+        (StatusCode::OK, "usher::audit=info,off\n".into())
+    );
+    assert_eq!(
+        admin_call(b.admin, "GET", "/logging", "").await,
+        (StatusCode::OK, "usher::audit=info,off\n".into())
+    );
+    // The change itself is an audit record; after it, b writes nothing else.
+    let changed = next_line(&b, |v| v["message"] == "log filter changed");
+    assert_eq!(changed["target"], "usher::audit");
+    let only_audit = |v: &serde_json::Value| {
+        assert_eq!(v["target"], "usher::audit", "with the level off: {v}");
+    };
+    assert_eq!(changed["filter"], "usher::audit=info,off");
+
+    // ...but not the policy's denials...
+    assert_eq!(
+        get1(a.outbound, "b", "/secret").await.0,
+        StatusCode::FORBIDDEN
+    );
+    let denial = next_line(&b, |v| {
+        only_audit(v);
+        v["message"] == "decision"
+    });
+    assert_eq!(denial["level"], "WARN");
+    assert_eq!(denial["decision"], "deny");
+    assert_eq!(denial["principal"], id("a").as_str());
+    assert_eq!(denial["path"], "/secret");
+
+    // ...nor refused TLS handshakes (a client without a certificate).
+    let no_cert =
+        support::client::tls_client(&b_certs.join("bundle.pem"), None, id("b"), b"http/1.1");
+    assert!(support::client::tls_get(b.inbound, no_cert, "/")
+        .await
+        .is_err());
+    let refused = next_line(&b, |v| {
+        only_audit(v);
+        v["message"] == "TLS handshake refused"
+    });
+    assert_eq!(refused["level"], "WARN");
+    assert_eq!(refused["reason"], "no_client_cert");
+
+    // Nor can directives aimed at the audit target itself hide them.
+    assert_eq!(
+        admin_call(b.admin, "PUT", "/logging", "off,usher::audit=off").await,
+        (StatusCode::OK, "usher::audit=info,off\n".into())
+    );
+    assert_eq!(
+        get1(a.outbound, "b", "/again").await.0,
+        StatusCode::FORBIDDEN
+    );
+    let denial = next_line(&b, |v| {
+        only_audit(v);
+        v["message"] == "decision"
+    });
+    assert_eq!(denial["path"], "/again");
+}
+
+/// `GET /identity`: the serial of the certificate in use.
+async fn serial_in_use(admin: std::net::SocketAddr) -> String {
+    let (status, body) = get1(admin, "admin", "/identity").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["certificate"]["serial"].as_str().unwrap().to_owned()
+}
+
+fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_mode_keeps_its_identity_when_the_new_key_file_is_not_protected() {
+    let app = Backend::start().await;
+    let pki = Pki::new();
+    let b_certs = pki.issue("b-certs", &id("b"));
+    let b = UsherProcess::start(&write_config(
+        &pki.dir.path().join("b"),
+        &b_certs,
+        app.addr,
+        &[],
+        "telemetry:\n  access_log: false\n",
+    ));
+    let before = serial_in_use(b.admin).await;
+
+    // A renewed set whose key file anyone may read, put in place by
+    // renames as cert-manager or SPIRE would.
+    let staged = pki.issue("staged", &id("b"));
+    chmod(&staged.join("key.pem"), 0o644);
+    for f in ["key.pem", "cert.pem", "bundle.pem"] {
+        std::fs::rename(staged.join(f), b_certs.join(f)).unwrap();
+    }
+    let key = b_certs.join("key.pem");
+    let refused = next_line(&b, |v| {
+        v["level"] == "ERROR" && v["error"].as_str().is_some_and(|e| e.contains("chmod 600"))
+    });
+    let error = refused["error"].as_str().unwrap();
+    assert!(
+        error.contains(key.to_str().unwrap()),
+        "names the file: {error}"
+    );
+    assert!(error.contains("mode 0644"), "says the mode: {error}");
+    assert_eq!(
+        serial_in_use(b.admin).await,
+        before,
+        "the current certificate stays in force"
+    );
+
+    // Fixed: the next change installs the new set.
+    chmod(&key, 0o600);
+    let renewed = next_line(&b, |v| v["message"] == "certificate renewed");
+    let after = serial_in_use(b.admin).await;
+    assert_ne!(after, before);
+    assert_eq!(renewed["serial"], after.as_str());
 }

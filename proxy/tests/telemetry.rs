@@ -296,8 +296,32 @@ async fn sampling_follows_the_ratio_and_the_parent() {
 async fn scrape(admin: std::net::SocketAddr) -> prometheus_parse::Scrape {
     let (status, body) = client::get1(admin, "admin", "/metrics").await;
     assert_eq!(status, 200);
+    parse_text(&body)
+}
+
+fn parse_text(body: &str) -> prometheus_parse::Scrape {
     let lines = body.lines().map(|l| Ok(l.to_owned()));
     prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text")
+}
+
+/// `GET /metrics` with an optional `Accept`: (content type, body).
+async fn get_metrics(admin: std::net::SocketAddr, accept: Option<&str>) -> (String, String) {
+    let mut sender = client::h1::<http_body_util::Empty<bytes::Bytes>>(admin).await;
+    let mut req = http::Request::get("/metrics").header("host", "admin");
+    if let Some(accept) = accept {
+        req = req.header("accept", accept);
+    }
+    let resp = sender
+        .send_request(req.body(http_body_util::Empty::new()).unwrap())
+        .await
+        .unwrap();
+    let content_type = resp.headers()[http::header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = read(resp).await;
+    assert_eq!(status, 200);
+    (content_type, body)
 }
 
 fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -530,5 +554,602 @@ async fn a_hung_collector_never_holds_requests_and_the_queue_drops() {
             &[("reason", "queue_full")]
         ) >= 1.0,
         "a full queue drops and counts"
+    );
+}
+
+/// The `Accept` header Prometheus 2.x scrapes with.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// The type prometheus-parse gave each sample named `name`.
+fn kinds(scrape: &prometheus_parse::Scrape, name: &str) -> Vec<&'static str> {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(_) => "counter",
+            prometheus_parse::Value::Gauge(_) => "gauge",
+            prometheus_parse::Value::Histogram(_) => "histogram",
+            prometheus_parse::Value::Summary(_) => "summary",
+            prometheus_parse::Value::Untyped(_) => "untyped",
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_or_openmetrics_by_accept() {
+    let app = Backend::start().await;
+    let mesh = Mesh::start(app.addr).await;
+    for _ in 0..3 {
+        assert_eq!(send(mesh.a.addrs.outbound, "/headers", &[]).await.0, 200);
+    }
+    let ok = wait_until(Duration::from_secs(5), || async {
+        let s = scrape(mesh.b.addrs.admin).await;
+        value(
+            &s,
+            "usher_request_duration_seconds_count",
+            &[("direction", "inbound")],
+        ) == 3.0
+    })
+    .await;
+    assert!(ok, "b counted 3 inbound requests");
+    let a_id = id("a");
+    let inbound_ok = [
+        ("direction", "inbound"),
+        ("code", "200"),
+        ("peer", a_id.as_str()),
+        ("classification", "success"),
+    ];
+
+    // No Accept (curl, older scrapers), or one asking for it: Prometheus
+    // text format 0.0.4, which a 0.0.4 parser reads with every type.
+    for accept in [None, Some("text/plain;version=0.0.4")] {
+        let (content_type, text) = get_metrics(mesh.b.addrs.admin, accept).await;
+        assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+        assert!(
+            !text.contains("# UNIT") && !text.contains("# EOF"),
+            "{text}"
+        );
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("# TYPE ") && l.ends_with(" info")),
+            "{text}"
+        );
+        assert!(text.contains("\n# TYPE usher_requests_total counter\n"));
+        let s = parse_text(&text);
+        for (name, kind) in [
+            ("usher_requests_total", "counter"),
+            ("usher_connections_total", "counter"),
+            ("usher_policy_decisions_total", "counter"),
+            ("usher_open_connections", "gauge"),
+            ("usher_identity_cert_expiry_timestamp_seconds", "gauge"),
+            ("usher_build_info", "gauge"),
+            ("usher_request_duration_seconds", "histogram"),
+            ("process_cpu_seconds_total", "counter"),
+            ("process_resident_memory_bytes", "gauge"),
+            ("process_virtual_memory_bytes", "gauge"),
+            ("process_open_fds", "gauge"),
+            ("process_max_fds", "gauge"),
+            ("process_start_time_seconds", "gauge"),
+        ] {
+            let got = kinds(&s, name);
+            assert!(
+                !got.is_empty() && got.iter().all(|k| *k == kind),
+                "{name}: {got:?}, expected {kind}\n{text}"
+            );
+        }
+        assert_eq!(value(&s, "usher_requests_total", &inbound_ok), 3.0);
+        assert_eq!(
+            value(
+                &s,
+                "usher_build_info",
+                &[("version", env!("CARGO_PKG_VERSION"))]
+            ),
+            1.0
+        );
+        assert!(value(&s, "process_resident_memory_bytes", &[]) > 1e6);
+    }
+
+    // Prometheus asks for OpenMetrics first and gets it.
+    let (content_type, om) = get_metrics(mesh.b.addrs.admin, Some(PROMETHEUS_ACCEPT)).await;
+    assert_eq!(
+        content_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(om.ends_with("\n# EOF\n"), "{om}");
+    for line in [
+        "# TYPE usher_requests counter",
+        "# TYPE usher_build info",
+        "# UNIT usher_request_duration_seconds seconds",
+        "# TYPE process_cpu_seconds counter",
+    ] {
+        assert!(om.lines().any(|l| l == line), "no {line:?} in\n{om}");
+    }
+    let o = parse_text(&om);
+    assert_eq!(value(&o, "usher_requests_total", &inbound_ok), 3.0);
+    assert_eq!(
+        value(
+            &o,
+            "usher_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+}
+
+type GrpcBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible>;
+
+/// A gRPC-style app (h2c). `/test.Echo/<Method>` answers 200,
+/// `content-type: application/grpc`, one message, then the trailer
+/// `grpc-status` the method names (Ok 0, NotFound 5, Internal 13);
+/// `/test.Echo/Unavailable` is a trailers-only response (grpc-status 14
+/// in the headers, no body); `/test.Echo/NoStatus` ends without any
+/// grpc-status (a broken server). Any other path is a plain-text 200.
+async fn grpc_app() -> std::net::SocketAddr {
+    use http_body_util::BodyExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = |req: http::Request<hyper::body::Incoming>| async move {
+        let path = req.uri().path().to_owned();
+        let _ = req.into_body().collect().await;
+        let text = |s: &'static str| http::HeaderValue::from_static(s);
+        let Some(method) = path.strip_prefix("/test.Echo/") else {
+            let body = http_body_util::Full::new(bytes::Bytes::from_static(b"plain"));
+            return Ok::<_, std::convert::Infallible>(http::Response::new(
+                body.map_err(|e| match e {}).boxed(),
+            ));
+        };
+        let status = match method {
+            "Ok" => Some("0"),
+            "NotFound" => Some("5"),
+            "Internal" => Some("13"),
+            "Unavailable" => Some("14"),
+            "NoStatus" => None,
+            _ => Some("12"),
+        };
+        let mut resp = if method == "Unavailable" {
+            let mut resp = http::Response::new(GrpcBody::default());
+            resp.headers_mut()
+                .insert("grpc-status", text(status.unwrap()));
+            resp.headers_mut()
+                .insert("grpc-message", text("try again later"));
+            resp
+        } else {
+            let mut frames = vec![Ok(hyper::body::Frame::data(bytes::Bytes::from_static(
+                b"\0\0\0\0\x02ok",
+            )))];
+            if let Some(status) = status {
+                let mut trailers = http::HeaderMap::new();
+                trailers.insert("grpc-status", text(status));
+                frames.push(Ok(hyper::body::Frame::trailers(trailers)));
+            }
+            let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+            http::Response::new(body.boxed())
+        };
+        resp.headers_mut()
+            .insert("content-type", text("application/grpc"));
+        Ok(resp)
+    };
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(
+                    hyper_util::rt::TokioIo::new(tcp),
+                    hyper::service::service_fn(handle),
+                )
+                .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A unary gRPC call over h2c to `outbound` (host b), in trace `trace`:
+/// the HTTP status and the grpc-status the client saw.
+async fn grpc_call(
+    outbound: std::net::SocketAddr,
+    method: &str,
+    trace: &str,
+) -> (http::StatusCode, Option<String>) {
+    use http_body_util::BodyExt as _;
+    let mut sender = client::h2::<http_body_util::Full<bytes::Bytes>>(outbound).await;
+    let req = http::Request::post(format!("http://b/test.Echo/{method}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("traceparent", format!("00-{trace}-2222222222222222-01"))
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            b"\0\0\0\0\x02hi",
+        )))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let status = resp.status();
+    let in_headers = resp.headers().get("grpc-status").cloned();
+    let collected = resp.into_body().collect().await.unwrap();
+    let in_trailers = collected
+        .trailers()
+        .and_then(|t| t.get("grpc-status"))
+        .cloned();
+    let grpc = in_trailers
+        .or(in_headers)
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, grpc)
+}
+
+#[tokio::test]
+async fn grpc_status_is_recorded_in_metrics_and_spans() {
+    let app = grpc_app().await;
+    let rx = Receiver::grpc().await;
+    let mesh = traced_mesh(app, &rx.endpoint(), "grpc").await;
+
+    // (method, grpc-status, trace id, CLIENT error, SERVER error)
+    let calls = [
+        (
+            "Ok",
+            Some("0"),
+            "a0000000000000000000000000000000",
+            None,
+            None,
+        ),
+        (
+            "NotFound",
+            Some("5"),
+            "a5000000000000000000000000000000",
+            Some("NOT_FOUND"),
+            None,
+        ),
+        (
+            "Internal",
+            Some("13"),
+            "a1300000000000000000000000000000",
+            Some("INTERNAL"),
+            Some("INTERNAL"),
+        ),
+        (
+            "Unavailable",
+            Some("14"),
+            "a1400000000000000000000000000000",
+            Some("UNAVAILABLE"),
+            Some("UNAVAILABLE"),
+        ),
+        // No grpc-status at all: a failure on both sides.
+        (
+            "NoStatus",
+            None,
+            "ab000000000000000000000000000000",
+            Some("grpc_status_missing"),
+            Some("grpc_status_missing"),
+        ),
+    ];
+    for (method, code, trace, _, _) in calls {
+        let (status, grpc) = grpc_call(mesh.a.addrs.outbound, method, trace).await;
+        assert_eq!(status, 200, "{method}");
+        assert_eq!(grpc.as_deref(), code, "{method}: the caller's status");
+    }
+    // A plain HTTP request: no grpc_status label.
+    assert_eq!(send(mesh.a.addrs.outbound, "/plain", &[]).await.0, 200);
+
+    for (method, code, trace, client_error, server_error) in calls {
+        let spans = rx.wait_for_trace(trace, 2).await;
+        let client = by_kind(&spans, KIND_CLIENT);
+        let server = by_kind(&spans, KIND_SERVER);
+        for (span, error) in [(&client, client_error), (&server, server_error)] {
+            let side = span.attr("usher.direction").unwrap_or("?");
+            assert_eq!(span.attr("http.response.status_code"), Some("200"));
+            assert_eq!(span.attr("rpc.grpc.status_code"), code, "{method} {side}");
+            assert_eq!(span.attr("rpc.system"), Some("grpc"));
+            assert_eq!(span.attr("rpc.service"), Some("test.Echo"));
+            assert_eq!(span.attr("rpc.method"), Some(method));
+            assert_eq!(span.attr("error.type"), error, "{method} {side}");
+            let want = if error.is_some() {
+                STATUS_ERROR
+            } else {
+                STATUS_UNSET
+            };
+            assert_eq!(span.status_code, want, "{method} {side}: span status");
+        }
+    }
+
+    // Metrics: recorded when each response body ends.
+    let ok = wait_until(Duration::from_secs(5), || async {
+        let a = scrape(mesh.a.addrs.admin).await;
+        let b = scrape(mesh.b.addrs.admin).await;
+        value(&a, "usher_requests_total", &[("direction", "outbound")]) == 6.0
+            && value(&b, "usher_requests_total", &[("direction", "inbound")]) == 6.0
+    })
+    .await;
+    assert!(ok, "6 requests counted on each side");
+    let a = scrape(mesh.a.addrs.admin).await;
+    let b = scrape(mesh.b.addrs.admin).await;
+    let (a_id, b_id) = (id("a"), id("b"));
+    for (s, direction, peer) in [
+        (&a, "outbound", b_id.as_str()),
+        (&b, "inbound", a_id.as_str()),
+    ] {
+        for (_, code, _, _, _) in calls {
+            let Some(code) = code else { continue };
+            let class = if code == "0" { "success" } else { "failure" };
+            assert_eq!(
+                value(
+                    s,
+                    "usher_requests_total",
+                    &[
+                        ("direction", direction),
+                        ("code", "200"),
+                        ("peer", peer),
+                        ("classification", class),
+                        ("grpc_status", code),
+                    ],
+                ),
+                1.0,
+                "{direction} grpc_status {code} {class}"
+            );
+        }
+        // Without a grpc-status: the plain request (a success) and the
+        // gRPC response that had none (a failure).
+        let mut plain: Vec<(String, String)> = s
+            .samples
+            .iter()
+            .filter(|x| x.metric == "usher_requests_total")
+            .filter(|x| x.labels.get("grpc_status").is_none())
+            .map(|x| {
+                let label = |k| x.labels.get(k).unwrap_or("").to_owned();
+                (label("code"), label("classification"))
+            })
+            .collect();
+        plain.sort();
+        assert_eq!(
+            plain,
+            [
+                ("200".to_owned(), "failure".to_owned()),
+                ("200".to_owned(), "success".to_owned())
+            ]
+        );
+        assert_eq!(kinds(s, "usher_requests_total")[0], "counter");
+    }
+}
+
+/// The opentelemetry_sdk version in the workspace's lock file: what
+/// `telemetry.sdk.version` must say.
+fn locked_sdk_version() -> String {
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"))
+        .expect("Cargo.lock");
+    let (_, rest) = lock
+        .split_once("name = \"opentelemetry_sdk\"\nversion = \"")
+        .expect("opentelemetry_sdk in Cargo.lock");
+    rest.split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn spans_carry_the_attributes_the_http_and_resource_conventions_require() {
+    let app = Backend::start().await;
+    let rx = Receiver::grpc().await;
+    let mesh = traced_mesh(app.addr, &rx.endpoint(), "grpc").await;
+
+    // (Host, target, trace): the default port, then an explicit one; a
+    // signed-URL credential in the query.
+    let requests = [
+        (
+            "b",
+            "/headers?x=1&sig=s3cr3t",
+            "c0000000000000000000000000000001",
+        ),
+        ("b:8080", "/headers/a", "c0000000000000000000000000000002"),
+    ];
+    let mut spans = Vec::new();
+    for (host, target, trace) in requests {
+        let mut sender =
+            client::h1::<http_body_util::Empty<bytes::Bytes>>(mesh.a.addrs.outbound).await;
+        let req = http::Request::get(target)
+            .header("host", host)
+            .header("traceparent", format!("00-{trace}-2222222222222222-01"))
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        let (status, body) = read(sender.send_request(req).await.unwrap()).await;
+        assert_eq!(status, 200, "{body}");
+        let seen: HashMap<String, String> = serde_json::from_str(&body).unwrap();
+        assert_eq!(seen[":path"], target, "the app gets the query unredacted");
+        let got = rx.wait_for_trace(trace, 2).await;
+        spans.push((by_kind(&got, KIND_CLIENT), by_kind(&got, KIND_SERVER)));
+    }
+
+    // CLIENT: url.full (absolute, https, query redacted) and server.port
+    // always; no server-side attributes.
+    let (client, server) = &spans[0];
+    assert_eq!(
+        client.attr("url.full"),
+        Some("https://b/headers?x=1&sig=REDACTED")
+    );
+    assert_eq!(client.attr("server.address"), Some("b"));
+    assert_eq!(client.attr("server.port"), Some("443"), "https default");
+    assert_eq!(client.attr("url.query"), None);
+    assert_eq!(client.attr("client.address"), None);
+    // SERVER: client.address (the caller's IP), url.query; client.port is
+    // opt-in in the conventions, so not set.
+    assert_eq!(server.attr("client.address"), Some("127.0.0.1"));
+    assert_eq!(server.attr("url.query"), Some("x=1&sig=REDACTED"));
+    assert_eq!(server.attr("url.path"), Some("/headers"));
+    assert_eq!(server.attr("server.address"), Some("b"));
+    assert_eq!(server.attr("server.port"), Some("443"));
+    assert_eq!(server.attr("url.full"), None);
+    assert_eq!(server.attr("client.port"), None);
+
+    let (client, server) = &spans[1];
+    assert_eq!(client.attr("url.full"), Some("https://b:8080/headers/a"));
+    assert_eq!(client.attr("server.port"), Some("8080"));
+    assert_eq!(server.attr("server.port"), Some("8080"));
+    assert_eq!(server.attr("url.query"), None, "no query, no url.query");
+    assert_eq!(server.attr("client.address"), Some("127.0.0.1"));
+
+    // Resource attributes, on every span of both sidecars.
+    let sdk_version = locked_sdk_version();
+    let mut instance_ids = HashMap::new();
+    for span in spans.iter().flat_map(|(c, s)| [c, s]) {
+        let r = &span.resource;
+        assert_eq!(r["telemetry.sdk.name"], "opentelemetry");
+        assert_eq!(r["telemetry.sdk.language"], "rust");
+        assert_eq!(r["telemetry.sdk.version"], sdk_version);
+        assert_eq!(r["service.version"], env!("CARGO_PKG_VERSION"));
+        let instance = &r["service.instance.id"];
+        let groups: Vec<usize> = instance.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "a UUID: {instance}");
+        assert_eq!(
+            instance_ids
+                .entry(span.service.clone())
+                .or_insert_with(|| instance.clone()),
+            instance,
+            "one instance id per sidecar"
+        );
+    }
+    assert_eq!(instance_ids.len(), 2);
+    assert_ne!(
+        instance_ids["orders"], instance_ids["payments"],
+        "each sidecar is its own instance"
+    );
+}
+
+/// An app that accepts any upgrade and echoes raw bytes after the 101. The
+/// 101 names the protocol the request offered, as a server must, except
+/// on `/rogue`, where it names one nobody offered. A request without
+/// `Upgrade` gets a plain 200.
+async fn upgrade_app() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = |mut req: http::Request<hyper::body::Incoming>| async move {
+        let Some(offered) = req.headers().get(http::header::UPGRADE).cloned() else {
+            return Ok(http::Response::new(http_body_util::Empty::new()));
+        };
+        let protocol = if req.uri().path() == "/rogue" {
+            http::HeaderValue::from_static("x-rogue-7f3a")
+        } else {
+            offered
+        };
+        let on = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            if let Ok(up) = on.await {
+                let mut io = hyper_util::rt::TokioIo::new(up);
+                let mut buf = [0u8; 256];
+                while let Ok(n) = io.read(&mut buf).await {
+                    if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let mut resp = http::Response::new(http_body_util::Empty::<bytes::Bytes>::new());
+        *resp.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+        resp.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("upgrade"),
+        );
+        resp.headers_mut().insert(http::header::UPGRADE, protocol);
+        Ok::<_, std::convert::Infallible>(resp)
+    };
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(
+                        hyper_util::rt::TokioIo::new(tcp),
+                        hyper::service::service_fn(handle),
+                    )
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// An upgrade through a's outbound listener: the protocol the 101 named,
+/// after checking that the tunnel carries bytes both ways.
+async fn upgrade(outbound: std::net::SocketAddr, path: &str, offer: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut sender = client::h1::<http_body_util::Empty<bytes::Bytes>>(outbound).await;
+    let req = http::Request::get(path)
+        .header("host", "b")
+        .header("connection", "upgrade")
+        .header("upgrade", offer)
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), http::StatusCode::SWITCHING_PROTOCOLS);
+    let switched = resp.headers()[http::header::UPGRADE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut io = hyper_util::rt::TokioIo::new(hyper::upgrade::on(resp).await.unwrap());
+    io.write_all(b"through the tunnel").await.unwrap();
+    let mut buf = [0u8; 18];
+    io.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"through the tunnel");
+    switched
+}
+
+#[tokio::test]
+async fn upgrades_are_counted_on_both_sidecars() {
+    let app = upgrade_app().await;
+    let mesh = Mesh::start(app).await;
+    // Not an upgrade: not counted.
+    assert_eq!(send(mesh.a.addrs.outbound, "/plain", &[]).await.0, 200);
+
+    assert_eq!(
+        upgrade(mesh.a.addrs.outbound, "/ws", "websocket").await,
+        "websocket"
+    );
+    // Names are case-insensitive: one series.
+    assert_eq!(
+        upgrade(mesh.a.addrs.outbound, "/ws", "WebSocket").await,
+        "WebSocket"
+    );
+    // An app that switches to a protocol nobody offered cannot make a
+    // label of its own.
+    assert_eq!(
+        upgrade(mesh.a.addrs.outbound, "/rogue", "websocket").await,
+        "x-rogue-7f3a"
+    );
+
+    let a = scrape(mesh.a.addrs.admin).await;
+    let b = scrape(mesh.b.addrs.admin).await;
+    for (s, direction) in [(&a, "outbound"), (&b, "inbound")] {
+        let count = |protocol| {
+            value(
+                s,
+                "usher_upgrades_total",
+                &[("direction", direction), ("protocol", protocol)],
+            )
+        };
+        assert_eq!(count("websocket"), 2.0, "{direction}");
+        assert_eq!(count("other"), 1.0, "{direction}");
+        let mut protocols: Vec<&str> = s
+            .samples
+            .iter()
+            .filter(|x| x.metric == "usher_upgrades_total")
+            .map(|x| x.labels.get("protocol").unwrap())
+            .collect();
+        protocols.sort();
+        assert_eq!(protocols, ["other", "websocket"], "{direction}");
+        assert!(kinds(s, "usher_upgrades_total")
+            .iter()
+            .all(|k| *k == "counter"));
+    }
+    // Each sidecar counts only its own side.
+    assert_eq!(
+        value(&a, "usher_upgrades_total", &[("direction", "inbound")]),
+        0.0
+    );
+    assert_eq!(
+        value(&b, "usher_upgrades_total", &[("direction", "outbound")]),
+        0.0
     );
 }

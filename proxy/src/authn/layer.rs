@@ -67,7 +67,7 @@ where
         let Some((location, token)) = found else {
             if shared.required {
                 tracing::warn!(
-                    target: "usher::authn",
+                    target: "usher::audit",
                     peer = %self.conn.peer,
                     reason = "no token",
                     "request refused: a bearer token is required"
@@ -105,7 +105,7 @@ where
                     .and_then(|i| shared.issuers.get(i))
                     .map_or("", |i| i.issuer.as_str());
                 tracing::warn!(
-                    target: "usher::authn",
+                    target: "usher::audit",
                     peer = %self.conn.peer,
                     issuer,
                     reason = reason.as_str(),

@@ -133,10 +133,8 @@ where
                     }
                     Err(e) => {
                         tracing::debug!(peer = %conn.peer, error = %e, "request body unreadable");
-                        return Ok(text(
-                            StatusCode::BAD_REQUEST,
-                            "usher: the request body could not be read\n",
-                        ));
+                        let reason = e.to_string();
+                        return Ok(ProxyError::BodyUnreadable { reason }.into_response());
                     }
                 },
             };
@@ -268,7 +266,7 @@ fn log_decision(
             || (allow_sample_rate > 0.0 && fastrand::f64() < allow_sample_rate)
         {
             tracing::info!(
-                target: "usher::decision",
+                target: "usher::audit",
                 principal = %conn.peer,
                 method = %parts.method,
                 path,
@@ -281,7 +279,7 @@ fn log_decision(
         }
     } else {
         tracing::warn!(
-            target: "usher::decision",
+            target: "usher::audit",
             principal = %conn.peer,
             method = %parts.method,
             path,

@@ -17,7 +17,7 @@ Writes DIR/ca.pem (the root certificate, share it) and DIR/ca-key.pem (mode 0600
 Refuses to overwrite an existing CA unless --force is given."
     )]
     Init {
-        /// The SPIFFE trust domain, e.g. mesh.local (taken from the parent with --parent-dir).
+        /// The SPIFFE trust domain, e.g. mesh.local (with --parent-dir: the parent's; if given, it must be the same).
         #[arg(long, value_name = "TD", required_unless_present = "parent_dir")]
         trust_domain: Option<String>,
         /// Where to write the CA files.
@@ -82,6 +82,12 @@ Every issued certificate is appended to CA_DIR/issued.jsonl."
         /// A DNS name sidecars use to reach the CA (in its server certificate); repeatable.
         #[arg(long = "dns", value_name = "NAME")]
         dns: Vec<String>,
+        /// Failed enrolments one client address may make per window; after that it gets 429 until the window ends.
+        #[arg(long, value_name = "N", default_value_t = usher_ca::server::DEFAULT_ENROL_FAILURE_LIMIT)]
+        enrol_failure_limit: u32,
+        /// The window of --enrol-failure-limit.
+        #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration)]
+        enrol_failure_window: Duration,
     },
     /// Issue a workload certificate (X.509-SVID) with a freshly made key.
     #[command(
@@ -107,6 +113,14 @@ Writes OUT/cert.pem, OUT/key.pem (mode 0600) and OUT/bundle.pem (the trusted roo
     },
 }
 
+/// What `usher ca init` made, for its report.
+enum CaKind {
+    Root,
+    /// Below the CA in this folder.
+    Intermediate(PathBuf),
+    Imported,
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|_| format!("expected a duration such as 30m, 24h or 7d, got {s:?}"))
@@ -124,8 +138,28 @@ pub fn run(cmd: CaCommand) -> Result<(), CliError> {
             import_chain,
             force,
         } => {
+            let kind = match (&parent_dir, &import_cert) {
+                (Some(parent), _) => CaKind::Intermediate(parent.clone()),
+                (None, Some(_)) => CaKind::Imported,
+                (None, None) => CaKind::Root,
+            };
             let ca = match (parent_dir, import_cert) {
-                (Some(parent), _) => usher_ca::init_intermediate(&dir, &parent, force)?,
+                (Some(parent), _) => {
+                    // An intermediate serves its parent's trust domain; a
+                    // different --trust-domain would be silently ignored.
+                    if let Some(td) = &trust_domain {
+                        let parent_td = usher_ca::trust_domain_of(&parent)?;
+                        if *td != parent_td {
+                            return Err(CliError::Usage(format!(
+                                "--trust-domain {td:?} differs from the trust domain of the parent CA in {} ({parent_td:?}); \
+                                 an intermediate CA always serves its parent's trust domain: \
+                                 leave out --trust-domain (or give {parent_td})",
+                                parent.display()
+                            )));
+                        }
+                    }
+                    usher_ca::init_intermediate(&dir, &parent, force)?
+                }
                 (None, Some(cert)) => {
                     let read = |p: &PathBuf| {
                         std::fs::read_to_string(p).map_err(|e| {
@@ -160,13 +194,25 @@ pub fn run(cmd: CaCommand) -> Result<(), CliError> {
                     init_ca(&dir, &td, force)?
                 }
             };
-            println!(
-                "created CA for trust domain {} in {}\n  {}  root certificate (share)\n  {}  private key (0600, keep secret)",
-                ca.trust_domain(),
-                dir.display(),
-                dir.join(usher_ca::CA_CERT_FILE).display(),
-                dir.join(usher_ca::CA_KEY_FILE).display(),
-            );
+            let cert = dir.join(usher_ca::CA_CERT_FILE).display().to_string();
+            let key = dir.join(usher_ca::CA_KEY_FILE).display().to_string();
+            let bundle = dir.join(usher_ca::CA_BUNDLE_FILE).display().to_string();
+            let td = ca.trust_domain();
+            match kind {
+                CaKind::Root => println!(
+                    "created root CA for trust domain {td} in {}\n  {cert}  root certificate (share)\n  {key}  private key (0600, keep secret)",
+                    dir.display(),
+                ),
+                CaKind::Intermediate(parent) => println!(
+                    "created intermediate CA for trust domain {td} in {}, signed by the CA in {}\n  {cert}  intermediate certificate\n  {key}  private key (0600, keep secret)\n  {bundle}  trust bundle: the root (share)",
+                    dir.display(),
+                    parent.display(),
+                ),
+                CaKind::Imported => println!(
+                    "imported CA for trust domain {td} into {}\n  {cert}  CA certificate\n  {key}  private key (0600, keep secret)\n  {bundle}  trust bundle: the root(s) (share)",
+                    dir.display(),
+                ),
+            }
             Ok(())
         }
         CaCommand::Token {
@@ -191,7 +237,16 @@ pub fn run(cmd: CaCommand) -> Result<(), CliError> {
             listen,
             cert_ttl,
             dns,
-        } => serve(ca_dir, listen, cert_ttl, dns),
+            enrol_failure_limit,
+            enrol_failure_window,
+        } => {
+            let mut config = usher_ca::CaServerConfig::new(ca_dir, listen);
+            config.cert_ttl = cert_ttl;
+            config.dns_names = dns;
+            config.enrol_failure_limit = enrol_failure_limit;
+            config.enrol_failure_window = enrol_failure_window;
+            serve(config)
+        }
         CaCommand::Issue {
             ca_dir,
             spiffe_id,
@@ -222,12 +277,7 @@ pub fn run(cmd: CaCommand) -> Result<(), CliError> {
 }
 
 /// `usher ca serve`: runs until SIGTERM or SIGINT.
-fn serve(
-    ca_dir: PathBuf,
-    listen: std::net::SocketAddr,
-    cert_ttl: Duration,
-    dns: Vec<String>,
-) -> Result<(), CliError> {
+fn serve(config: usher_ca::CaServerConfig) -> Result<(), CliError> {
     crate::telemetry::logs::init_json();
     let rt = super::runtime(2)?;
     rt.block_on(async move {
@@ -236,9 +286,7 @@ fn serve(
             |e: std::io::Error| CliError::Runtime(format!("cannot install signal handlers: {e}"));
         let mut term = signal(SignalKind::terminate()).map_err(err)?;
         let mut int = signal(SignalKind::interrupt()).map_err(err)?;
-        let mut config = usher_ca::CaServerConfig::new(ca_dir, listen);
-        config.cert_ttl = cert_ttl;
-        config.dns_names = dns;
+        let cert_ttl = config.cert_ttl;
         let server = usher_ca::CaServer::start(config)
             .await
             .map_err(|e| CliError::Runtime(format!("ca serve: {e}")))?;

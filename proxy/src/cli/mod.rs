@@ -1,4 +1,4 @@
-//! The command line: `usher run`, `usher ca ...`, `usher demo`.
+//! The command line: `usher run`, `usher check`, `usher ca ...`, `usher policy ...`, `usher demo`.
 //!
 //! Library errors are typed; here they become one readable line on stderr
 //! and a non-zero exit code.
@@ -40,6 +40,16 @@ SIGTERM or SIGINT: stop accepting, let in-flight requests finish (shutdown.drain
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Check a configuration without running it: everything `run` would
+    /// load and verify, every problem with its config key; binds nothing.
+    #[command(
+        after_help = "Example:\n  usher check --config usher.yaml\n\nExit status: 0 when `usher run` would start with this configuration, 1 otherwise."
+    )]
+    Check {
+        /// The sidecar's configuration file.
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Rego policies: check, evaluate, test (without a sidecar).
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -63,6 +73,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => run::run(&config),
+        Command::Check { config } => return check(&config),
         Command::Ca(cmd) => ca::run(cmd),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Demo => crate::demo::run(),
@@ -72,6 +83,36 @@ pub fn main() -> ExitCode {
         Err(err) => {
             eprintln!("usher: {err}");
             ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+/// `usher check`: every problem on stderr, one per line; 0 or 1.
+fn check(config: &std::path::Path) -> ExitCode {
+    match crate::check::check(config) {
+        Ok(summary) => {
+            let policy = summary
+                .policy_revision
+                .map_or_else(|| "no policy".to_string(), |r| format!("policy {r}"));
+            println!(
+                "{}: OK (service {}, identity {}, {} route(s), {policy})",
+                config.display(),
+                summary.service,
+                summary.spiffe_id,
+                summary.routes
+            );
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for p in &problems {
+                if p.key.is_empty() {
+                    eprintln!("{}: {}", config.display(), p.message);
+                } else {
+                    eprintln!("{}: key `{}`: {}", config.display(), p.key, p.message);
+                }
+            }
+            eprintln!("usher check: {} problem(s) found", problems.len());
+            ExitCode::from(1)
         }
     }
 }
@@ -106,6 +147,9 @@ impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
             CliError::Config(_) | CliError::Usage(_) => 2,
+            // A JWKS file named by the config that is missing or not a key
+            // set is a config error like any other, not a start failure.
+            CliError::Start(crate::sidecar::StartError::Authn(_)) => 2,
             _ => 1,
         }
     }

@@ -583,6 +583,7 @@ fn the_example_config_in_examples_parses() {
     assert_eq!(cfg.service, "orders");
     assert_eq!(cfg.outbound.routes.len(), 1);
     assert_eq!(cfg.runtime.workers, 2);
+    assert!(!cfg.identity.allow_insecure_key_permissions);
     let policy = cfg.policy.expect("the example shows a policy section");
     assert_eq!(policy.files, [Path::new("/etc/usher/authz.rego")]);
     let otlp = cfg
@@ -658,6 +659,34 @@ fn telemetry_errors_name_the_key() {
         "telemetry.otlp.queue_size",
     );
     assert!(shown.contains("from 1 to"), "{shown}");
+}
+
+#[test]
+fn allow_insecure_key_permissions_is_off_unless_given_and_only_for_files() {
+    assert!(
+        !parse(MINIMAL)
+            .unwrap()
+            .identity
+            .allow_insecure_key_permissions
+    );
+    let allowed = MINIMAL.replace(
+        "  bundle: certs/bundle.pem\n",
+        "  bundle: certs/bundle.pem\n  allow_insecure_key_permissions: true\n",
+    );
+    assert_ne!(allowed, MINIMAL, "the replacement applies");
+    assert!(
+        parse(&allowed)
+            .unwrap()
+            .identity
+            .allow_insecure_key_permissions
+    );
+
+    let ca_mode = MINIMAL.replace(
+        "  cert: certs/cert.pem\n  key: certs/key.pem\n  bundle: certs/bundle.pem\n",
+        "  allow_insecure_key_permissions: true\n  ca:\n    url: https://ca.mesh:8443\n    bundle: ca.pem\n    token_file: token\n    spiffe_id: spiffe://mesh.local/ns/shop/sa/orders\n",
+    );
+    let shown = error(&ca_mode, "identity.allow_insecure_key_permissions");
+    assert!(shown.contains("file mode"), "{shown}");
 }
 
 #[test]

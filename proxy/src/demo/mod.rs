@@ -171,7 +171,7 @@ async fn play(dir: &Path) -> Result<(), CliError> {
 
     step(
         5,
-        "The same call over HTTP/2 (h2c from the app, as gRPC clients do)",
+        "The same call over HTTP/2 as a gRPC client makes it (h2c, content-type application/grpc)",
     );
     let (status, body) = http2(out, "orders", "/orders/42").await?;
     say(format!("frontend got {status}: {body}"));
@@ -179,6 +179,10 @@ async fn play(dir: &Path) -> Result<(), CliError> {
         status == StatusCode::OK && body.contains("HTTP/2.0"),
         "step 5: HTTP/2 end to end",
     );
+    say(
+        "gRPC stays HTTP/2 on every leg. Other HTTP/2 calls reach the app as HTTP/1.1, which every",
+    );
+    say("app speaks (inbound.app_protocol: auto; http2 for apps that speak only h2c).");
 
     step(
         6,
@@ -390,6 +394,7 @@ async fn http2(addr: SocketAddr, host: &str, path: &str) -> Result<(StatusCode, 
     tokio::spawn(conn);
     let req = Request::get(format!("http://{host}{path}"))
         .version(Version::HTTP_2)
+        .header(http::header::CONTENT_TYPE, "application/grpc")
         .body(Full::<Bytes>::default())
         .map_err(|e| err(e.to_string()))?;
     let resp = send

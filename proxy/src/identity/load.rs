@@ -1,7 +1,9 @@
 //! Reading the identity files named in `usher.yaml`.
 
+use std::io::Read as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use rustls::crypto::CryptoProvider;
@@ -78,9 +80,22 @@ pub enum IdentityError {
         path: PathBuf,
         source: rustls::Error,
     },
+    #[error(
+        "{path}: the private key file has mode {mode:04o}, so group or other users can read it; \
+         refusing an unprotected workload key (restrict it with: chmod 600 {path}; or set \
+         identity.allow_insecure_key_permissions: true to accept it anyway)",
+        path = .path.display()
+    )]
+    InsecureKeyPermissions { path: PathBuf, mode: u32 },
 }
 
-/// Loads and cross-checks the three identity files.
+/// Key file permission bits that must be clear: any access by group or others.
+const KEY_FORBIDDEN_MODE_BITS: u32 = 0o077;
+
+/// Loads and cross-checks the three identity files. The key file must not
+/// be readable by group or others (`mode & 0o077 == 0`) unless
+/// `identity.allow_insecure_key_permissions` says so, in which case a
+/// warning is logged (once per key file and process).
 pub fn load_identity(
     config: &IdentityConfig,
     provider: &CryptoProvider,
@@ -95,11 +110,58 @@ pub fn load_identity(
     };
     let cert =
         read(&config.cert).map_err(|(path, source)| IdentityError::ReadCerts { path, source })?;
-    let key =
-        read(&config.key).map_err(|(path, source)| IdentityError::ReadKey { path, source })?;
+    let (key, key_mode) = read_with_mode(&config.key).map_err(|e| IdentityError::ReadKey {
+        path: config.key.clone(),
+        source: rustls_pki_types::pem::Error::Io(e),
+    })?;
     let bundle =
         read(&config.bundle).map_err(|(path, source)| IdentityError::ReadCerts { path, source })?;
-    parse_identity(&cert, &key, &bundle, &origin, provider)
+    let loaded = parse_identity(&cert, &key, &bundle, &origin, provider)?;
+    // Judged once the file is known to hold this certificate's key, so that
+    // a wrong file is reported as such rather than by its mode.
+    check_key_mode(&config.key, key_mode, config.allow_insecure_key_permissions)?;
+    Ok(loaded)
+}
+
+/// Reads a file and the permission bits of what was read (the same open
+/// file, so a swap between the check and the read cannot fool it; a
+/// symlink, as in Kubernetes Secret volumes, is judged by its target).
+fn read_with_mode(path: &Path) -> std::io::Result<(Vec<u8>, u32)> {
+    let mut file = std::fs::File::open(path)?;
+    let mode = file.metadata()?.permissions().mode() & 0o7777;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok((bytes, mode))
+}
+
+/// Refuses a key file readable by group or others, unless `allow`, in
+/// which case it warns (once per key file for the life of the process:
+/// file-mode reloads do not repeat it).
+fn check_key_mode(path: &Path, mode: u32, allow: bool) -> Result<(), IdentityError> {
+    if mode & KEY_FORBIDDEN_MODE_BITS == 0 {
+        return Ok(());
+    }
+    if !allow {
+        return Err(IdentityError::InsecureKeyPermissions {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    static WARNED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(PoisonError::into_inner);
+    if !warned.iter().any(|p| p == path) {
+        warned.push(path.to_path_buf());
+        tracing::warn!(
+            target: "usher::audit",
+            key = %path.display(),
+            mode = %format_args!("{mode:04o}"),
+            "INSECURE: the workload private key file is readable by group or other users, and \
+             identity.allow_insecure_key_permissions is true, so it is used anyway; anyone who \
+             can read it can impersonate this workload (restrict it with: chmod 600 {})",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Parses and cross-checks PEM material: the chain (leaf first), its key

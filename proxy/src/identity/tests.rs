@@ -58,6 +58,7 @@ fn files(dir: &Path) -> IdentityConfig {
         bundle: dir.join("bundle.pem"),
         ca: None,
         watch: true,
+        allow_insecure_key_permissions: false,
     }
 }
 
@@ -233,6 +234,70 @@ fn a_key_file_without_a_key_is_refused() {
         "{err:?}"
     );
     assert_names(&err, &good.cert);
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn a_key_file_readable_by_group_or_others_is_refused_naming_file_mode_and_fix() {
+    let pki = Pki::new();
+    let good = pki.issue("a", &id("a"));
+    for mode in [0o640, 0o604, 0o644, 0o660, 0o601, 0o610] {
+        chmod(&good.key, mode);
+        let err = load(&good).unwrap_err();
+        assert!(
+            matches!(&err, IdentityError::InsecureKeyPermissions { path, mode: m }
+                if *path == good.key && *m == mode),
+            "{mode:o}: {err:?}"
+        );
+        assert_names(&err, &good.key);
+        let shown = err.to_string();
+        assert!(shown.contains(&format!("mode 0{mode:o}")), "{shown}");
+        assert!(
+            shown.contains(&format!("chmod 600 {}", good.key.display())),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("identity.allow_insecure_key_permissions"),
+            "{shown}"
+        );
+    }
+    for mode in [0o600, 0o400] {
+        chmod(&good.key, mode);
+        load(&good).unwrap_or_else(|e| panic!("{mode:o}: {e}"));
+    }
+}
+
+#[test]
+fn allow_insecure_key_permissions_accepts_an_unprotected_key() {
+    let pki = Pki::new();
+    let good = pki.issue("a", &id("a"));
+    chmod(&good.key, 0o644);
+    let config = IdentityConfig {
+        allow_insecure_key_permissions: true,
+        ..good.clone()
+    };
+    let loaded = load(&config).unwrap();
+    assert_eq!(loaded.spiffe_id, id("a"));
+    // And again (a file-mode reload): still accepted.
+    load(&config).unwrap();
+}
+
+#[test]
+fn a_wrong_key_file_is_reported_as_such_before_its_mode() {
+    let pki = Pki::new();
+    let a = pki.issue("a", &id("a"));
+    let b = pki.issue("b", &id("b"));
+    chmod(&b.key, 0o644);
+    let mixed = IdentityConfig {
+        key: b.key.clone(),
+        ..a.clone()
+    };
+    let err = load(&mixed).unwrap_err();
+    assert!(matches!(&err, IdentityError::KeyMismatch { .. }), "{err:?}");
 }
 
 // ---- TLS handshakes, in memory ------------------------------------------

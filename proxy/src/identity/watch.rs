@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use rustls::crypto::CryptoProvider;
 use tokio_util::sync::CancellationToken;
 
-use super::{load_identity, Identity};
+use super::{load_identity, Identity, IdentityError};
 use crate::config::IdentityConfig;
 use crate::telemetry::Metrics;
 use crate::watch::DirWatch;
@@ -68,6 +68,13 @@ fn reload(
 ) {
     let loaded = match load_identity(config, provider) {
         Ok(loaded) => loaded,
+        Err(e @ IdentityError::InsecureKeyPermissions { .. }) => {
+            // Not a half-written set that the next event completes: the
+            // operator has to act.
+            metrics.renewal(false);
+            tracing::error!(error = %e, "identity files changed but the key file is not protected; keeping the current certificate");
+            return;
+        }
         Err(e) => {
             metrics.renewal(false);
             tracing::warn!(error = %e, "identity files changed but are not usable (yet); keeping the current certificate");

@@ -1,22 +1,31 @@
-//! Removes identity headers a caller may have forged, then sets
-//! `x-forwarded-client-cert` from the verified peer certificate.
+//! The first step after observation: the request is made unambiguous
+//! ([`crate::sanitize`]: hop-by-hop headers, upgrades, host, protected
+//! headers in every spelling, path), or refused; then
+//! `x-forwarded-client-cert` is set from the verified peer certificate.
+//! In that order, so that nothing the caller sends can remove what usher
+//! sets.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::Request;
+use futures_util::future::{ready, Either, Ready};
+use http::{Request, Response};
 
 use super::InboundConn;
-use crate::headers::{strip_spoofable, XFCC};
+use crate::headers::XFCC;
+use crate::respond::{ProxyBody, ProxyError};
+use crate::sanitize::Sanitizer;
 
 #[derive(Clone)]
 pub struct IdentityHeadersLayer {
     conn: Arc<InboundConn>,
+    sanitizer: Arc<Sanitizer>,
 }
 
 impl IdentityHeadersLayer {
-    pub fn new(conn: Arc<InboundConn>) -> Self {
-        IdentityHeadersLayer { conn }
+    pub fn new(conn: Arc<InboundConn>, sanitizer: Arc<Sanitizer>) -> Self {
+        IdentityHeadersLayer { conn, sanitizer }
     }
 }
 
@@ -26,6 +35,7 @@ impl<S> tower::Layer<S> for IdentityHeadersLayer {
     fn layer(&self, inner: S) -> IdentityHeaders<S> {
         IdentityHeaders {
             conn: self.conn.clone(),
+            sanitizer: self.sanitizer.clone(),
             inner,
         }
     }
@@ -34,25 +44,29 @@ impl<S> tower::Layer<S> for IdentityHeadersLayer {
 #[derive(Clone)]
 pub struct IdentityHeaders<S> {
     conn: Arc<InboundConn>,
+    sanitizer: Arc<Sanitizer>,
     inner: S,
 }
 
 impl<S, B> tower::Service<Request<B>> for IdentityHeaders<S>
 where
-    S: tower::Service<Request<B>>,
+    S: tower::Service<Request<B>, Response = Response<ProxyBody>, Error = Infallible>,
 {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response<ProxyBody>, Infallible>>, S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> S::Future {
-        let headers = req.headers_mut();
-        strip_spoofable(headers);
-        headers.insert(XFCC.clone(), self.conn.xfcc.clone());
-        self.inner.call(req)
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        if let Err(refusal) = self.sanitizer.apply(&mut req) {
+            tracing::debug!(direction = "inbound", peer = %self.conn.peer, %refusal, "request refused");
+            return Either::Left(ready(Ok(ProxyError::Refused(refusal).into_response())));
+        }
+        req.headers_mut()
+            .insert(XFCC.clone(), self.conn.xfcc.clone());
+        Either::Right(self.inner.call(req))
     }
 }

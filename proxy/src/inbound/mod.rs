@@ -22,9 +22,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::HeaderValue;
+use http::header::{HeaderValue, HOST};
 use http::uri::{Authority, Scheme};
-use http::{Request, Response};
+use http::{Request, Response, Version};
 use usher_ca::SpiffeId;
 
 pub use app::AppConnector;
@@ -36,10 +36,12 @@ pub use observe::{Observe, ObserveFuture};
 use crate::authn::{Authenticate, Authn};
 use crate::authz::{Authorize, AuthzShared};
 use crate::body::RequestBody;
+use crate::config::AppProtocol;
 use crate::connect::{classify, Hop};
 use crate::forward::Upstream;
 use crate::ratelimit::{RateLimit, RateLimits};
 use crate::respond::{ProxyBody, ProxyError};
+use crate::sanitize::Sanitizer;
 use crate::telemetry::{ConnMetrics, Direction, Peer, Telemetry};
 
 /// One accepted, verified mTLS connection: the target every inbound layer
@@ -94,13 +96,18 @@ pub struct Inbound {
     max_request_body: Option<u64>,
     authn: Option<Arc<Authn>>,
     rate_limits: Option<Arc<RateLimits>>,
+    sanitizer: Arc<Sanitizer>,
+    app_protocol: AppProtocol,
 }
 
-/// The optional guards of the inbound stack.
+/// The guards of the inbound stack (authentication and rate limits are
+/// optional).
 #[derive(Default)]
 pub struct Guards {
     pub authn: Option<Arc<Authn>>,
     pub rate_limits: Option<Arc<RateLimits>>,
+    pub sanitizer: Arc<Sanitizer>,
+    pub app_protocol: AppProtocol,
 }
 
 impl Inbound {
@@ -122,6 +129,8 @@ impl Inbound {
             max_request_body,
             authn: guards.authn,
             rate_limits: guards.rate_limits,
+            sanitizer: guards.sanitizer,
+            app_protocol: guards.app_protocol,
         })
     }
 }
@@ -135,8 +144,9 @@ pub type InboundStack =
     Observe<IdentityHeaders<BodyLimit<Maybe<RateLimit<Authenticated>, Authenticated>>>>;
 
 /// The inbound request path for one connection, outermost layer first:
-/// observation (span, metrics, access log), identity headers (forged ones
-/// removed, xfcc set), the body size limit, the caller's rate limit, JWT
+/// observation (span, metrics, access log), the request made unambiguous
+/// and identity headers set (hop-by-hop, upgrades, host, path, forged
+/// identity headers removed, xfcc set), the body size limit, the caller's rate limit, JWT
 /// authentication, authorization by policy, then the app. The optional
 /// steps are pass-throughs when not configured.
 pub fn stack(
@@ -148,6 +158,7 @@ pub fn stack(
     let max_body = shared.max_request_body;
     let authn = shared.authn.clone();
     let rate_limits = shared.rate_limits.clone();
+    let sanitizer = shared.sanitizer.clone();
     let to_app = ToApp {
         conn: conn.clone(),
         shared,
@@ -165,7 +176,10 @@ pub fn stack(
         None => Maybe::Off(authenticate),
     };
     let body_limit = BodyLimit::new(max_body, limited);
-    let identity = tower::Layer::layer(&IdentityHeadersLayer::new(conn.clone()), body_limit);
+    let identity = tower::Layer::layer(
+        &IdentityHeadersLayer::new(conn.clone(), sanitizer),
+        body_limit,
+    );
     let metrics = Arc::new(ConnMetrics::new(
         telemetry.metrics.clone(),
         Direction::Inbound,
@@ -200,11 +214,26 @@ impl tower::Service<Request<RequestBody>> for ToApp {
             // cheap clone); HTTP/1 carries it in Host, which goes on as is,
             // so the URI only needs the app's (pre-parsed, no per-request
             // parsing) for the pool.
-            let authority = req
-                .uri()
-                .authority()
-                .cloned()
-                .unwrap_or_else(|| shared.app_authority.clone());
+            let mut req = req;
+            let authority = match shared.app_protocol.version_for(&req) {
+                // HTTP/1.1 → HTTP/2: `:authority` from Host (checked by
+                // the sanitiser), which goes.
+                Version::HTTP_2 if req.version() != Version::HTTP_2 => {
+                    *req.version_mut() = Version::HTTP_2;
+                    let host = req.headers_mut().remove(HOST);
+                    host.and_then(|h| Authority::try_from(h.as_bytes()).ok())
+                        .unwrap_or_else(|| shared.app_authority.clone())
+                }
+                version => {
+                    // HTTP/2 → HTTP/1.1: the client sets Host from the
+                    // URI's authority.
+                    *req.version_mut() = version;
+                    req.uri()
+                        .authority()
+                        .cloned()
+                        .unwrap_or_else(|| shared.app_authority.clone())
+                }
+            };
             let forward = shared.upstream.forward(req, Scheme::HTTP, authority);
             let Ok(result) = tokio::time::timeout(shared.request_timeout, forward).await else {
                 let err = ProxyError::AppTimeout(shared.request_timeout);
@@ -215,7 +244,11 @@ impl tower::Service<Request<RequestBody>> for ToApp {
                 Ok(resp) => Ok(resp.map(ProxyBody::Left)),
                 Err(e) => {
                     let err: ProxyError = classify(&e, Hop::App);
-                    tracing::warn!(direction = "inbound", peer = %conn.peer, error = %err, "request failed");
+                    if matches!(err, ProxyError::BodyUnreadable { .. }) {
+                        tracing::info!(direction = "inbound", peer = %conn.peer, error = %err, "client error");
+                    } else {
+                        tracing::warn!(direction = "inbound", peer = %conn.peer, error = %err, "request failed");
+                    }
                     Ok(err.into_response())
                 }
             }

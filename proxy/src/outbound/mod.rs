@@ -24,6 +24,7 @@ use crate::connect::{classify, Hop};
 use crate::forward::Upstream;
 use crate::headers;
 use crate::respond::{ProxyBody, ProxyError};
+use crate::sanitize::Sanitizer;
 use crate::telemetry::metrics::UNKNOWN_PEER;
 use crate::telemetry::{ConnMetrics, Observation, ObservedBody, Peer, Telemetry};
 
@@ -33,6 +34,7 @@ pub struct Outbound {
     upstream: Upstream<PeerConnector>,
     telemetry: Arc<Telemetry>,
     unknown: Peer,
+    sanitizer: Sanitizer,
 }
 
 impl Outbound {
@@ -40,6 +42,7 @@ impl Outbound {
         routes: Arc<RouteTable>,
         upstream: Upstream<PeerConnector>,
         telemetry: Arc<Telemetry>,
+        sanitizer: Sanitizer,
     ) -> Arc<Self> {
         let unknown: Arc<str> = Arc::from(UNKNOWN_PEER);
         Arc::new(Outbound {
@@ -51,6 +54,7 @@ impl Outbound {
                 label: unknown,
                 addr: None,
             },
+            sanitizer,
         })
     }
 
@@ -65,7 +69,12 @@ impl Outbound {
         client: SocketAddr,
         conn: Arc<ConnMetrics>,
     ) -> Result<Response<ObservedBody<ProxyBody>>, Infallible> {
-        let route = self.route(&req);
+        // Hop-by-hop headers, upgrades and the host are settled first, so
+        // the route is chosen by the one host that goes on.
+        let route = match self.sanitizer.apply(&mut req) {
+            Ok(()) => self.route(&req),
+            Err(refusal) => Err(ProxyError::Refused(refusal)),
+        };
         let peer = match &route {
             Ok(route) => route.peer.clone(),
             Err(_) => self.unknown.clone(),

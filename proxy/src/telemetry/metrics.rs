@@ -1,27 +1,37 @@
-//! Prometheus metrics, served as text on the admin listener's `/metrics`.
+//! Prometheus metrics, served as text on the admin listener's `/metrics`:
+//! OpenMetrics 1.0 to a scraper that asks for it, the Prometheus text
+//! format 0.0.4 otherwise (see [`Format`]), with the standard `process_*`
+//! metrics read from `/proc/self` at scrape time on Linux.
 //!
 //! Cardinality is bounded by construction: every label value comes from a
-//! fixed set (direction, status code, reason, decision) or from the mesh's
-//! identities, and inbound peer identities are capped at
-//! `telemetry.max_peer_labels` (later callers share the label `other`).
-//! Paths and authorities never become labels.
+//! fixed set (direction, status code, gRPC status, classification, reason,
+//! decision) or from the mesh's identities, and inbound peer identities
+//! are capped at `telemetry.max_peer_labels` (later callers share the
+//! label `other`). Paths and authorities never become labels.
 //!
 //! The request path does not take a process-wide lock per request: each
 //! connection keeps its own small cache of counter handles (see
 //! [`ConnMetrics`]), and the fixed-label counters are resolved once here.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::{EncodeLabel as _, EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
+
+mod format;
+#[cfg(target_os = "linux")]
+mod process;
+
+pub use format::Format;
 
 /// The peer label of requests whose peer is not known (no route matched)
 /// and of inbound callers past the label cap.
@@ -53,11 +63,103 @@ impl Direction {
     }
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// A gRPC status code (`grpc-status`), 0 (OK) to 16 (UNAUTHENTICATED).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct GrpcCode(u8);
+
+impl GrpcCode {
+    pub const OK: GrpcCode = GrpcCode(0);
+    pub const UNKNOWN: GrpcCode = GrpcCode(2);
+
+    /// The code in a `grpc-status` header or trailer. A value that is not
+    /// one of the 17 codes is UNKNOWN, as gRPC clients read it (and so the
+    /// label stays one of 17 values).
+    pub fn from_header(value: &[u8]) -> GrpcCode {
+        std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.trim().parse::<u8>().ok())
+            .filter(|c| *c <= 16)
+            .map_or(GrpcCode::UNKNOWN, GrpcCode)
+    }
+
+    pub fn code(self) -> u8 {
+        self.0
+    }
+
+    /// The canonical name, e.g. `NOT_FOUND`.
+    pub fn name(self) -> &'static str {
+        const NAMES: [&str; 17] = [
+            "OK",
+            "CANCELLED",
+            "UNKNOWN",
+            "INVALID_ARGUMENT",
+            "DEADLINE_EXCEEDED",
+            "NOT_FOUND",
+            "ALREADY_EXISTS",
+            "PERMISSION_DENIED",
+            "RESOURCE_EXHAUSTED",
+            "FAILED_PRECONDITION",
+            "ABORTED",
+            "OUT_OF_RANGE",
+            "UNIMPLEMENTED",
+            "INTERNAL",
+            "UNAVAILABLE",
+            "DATA_LOSS",
+            "UNAUTHENTICATED",
+        ];
+        NAMES.get(usize::from(self.0)).copied().unwrap_or("UNKNOWN")
+    }
+}
+
+/// How a finished request is classified in `usher_requests_total`, as
+/// Linkerd does: a failure is a 5xx, a gRPC status other than OK, or a
+/// response that did not complete.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct Outcome {
+    /// Present when the response carried a `grpc-status`.
+    pub grpc_status: Option<GrpcCode>,
+    pub failure: bool,
+}
+
+impl Outcome {
+    /// An HTTP response that completed: a failure when 5xx.
+    pub fn http(code: u16) -> Outcome {
+        Outcome {
+            grpc_status: None,
+            failure: code >= 500,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct RequestLabels {
     direction: Direction,
     code: u16,
     peer: Arc<str>,
+    outcome: Outcome,
+}
+
+/// `direction`, `code`, `peer`, `classification`, and `grpc_status` only
+/// for gRPC responses (not an empty label on every other series).
+impl EncodeLabelSet for RequestLabels {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelSetEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        ("direction", self.direction).encode(encoder.encode_label())?;
+        ("code", self.code).encode(encoder.encode_label())?;
+        ("peer", &*self.peer).encode(encoder.encode_label())?;
+        let class = if self.outcome.failure {
+            "failure"
+        } else {
+            "success"
+        };
+        ("classification", class).encode(encoder.encode_label())?;
+        if let Some(grpc) = self.outcome.grpc_status {
+            ("grpc_status", grpc.0).encode(encoder.encode_label())?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -105,6 +207,12 @@ struct DropLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpgradeLabels {
+    direction: Direction,
+    protocol: Cow<'static, str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -120,6 +228,8 @@ pub enum SpanDrop {
 
 /// Every metric usher serves.
 pub struct Metrics {
+    /// The root: `process_*` here, usher's own metrics in a sub-registry
+    /// with the `usher` prefix.
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Family<DurationLabels, Histogram>,
@@ -137,6 +247,7 @@ pub struct Metrics {
     authn_failures: Family<ReasonLabels, Counter>,
     rate_limited: Family<ScopeLabels, Counter>,
     connections_refused: Family<DirectionLabels, Counter>,
+    upgrades: Family<UpgradeLabels, Counter>,
     access_log_dropped: Counter,
     access_log_reported: AtomicU64,
     peers: PeerLabels,
@@ -153,11 +264,14 @@ fn histogram() -> Histogram {
 
 impl Metrics {
     pub fn new(max_peer_labels: usize) -> Arc<Metrics> {
-        let mut registry = Registry::with_prefix("usher");
+        let mut root = Registry::default();
+        #[cfg(target_os = "linux")]
+        root.register_collector(Box::new(process::ProcessCollector));
+        let registry = root.sub_registry_with_prefix("usher");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "requests",
-            "Requests handled, by direction, response status code and peer SPIFFE ID",
+            "Requests handled, by direction, response status code, peer SPIFFE ID, classification (success or failure) and, for gRPC, grpc-status",
             requests.clone(),
         );
         let durations = Family::<DurationLabels, Histogram>::new_with_constructor(
@@ -241,6 +355,12 @@ impl Metrics {
             "Connections closed at accept because the listener was at max_connections",
             connections_refused.clone(),
         );
+        let upgrades = Family::<UpgradeLabels, Counter>::default();
+        registry.register(
+            "upgrades",
+            "Connections switched to another protocol (101) and spliced as opaque tunnels, by direction and protocol",
+            upgrades.clone(),
+        );
         let access_log_dropped = Counter::default();
         registry.register(
             "access_log_dropped",
@@ -286,15 +406,23 @@ impl Metrics {
             authn_failures,
             rate_limited,
             connections_refused,
+            upgrades,
             access_log_dropped,
             access_log_reported: AtomicU64::new(0),
             peers: PeerLabels::new(max_peer_labels),
-            registry,
+            registry: root,
         })
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// Every metric in the Prometheus text format 0.0.4.
     pub fn encode(&self) -> String {
+        self.encode_as(Format::Prometheus)
+    }
+
+    /// Every metric in `format`. Both come from the same registry through
+    /// prometheus-client's own encoders, so they always hold the same
+    /// samples.
+    pub fn encode_as(&self, format: Format) -> String {
         let dropped = super::access_log::dropped();
         let before = self
             .access_log_reported
@@ -303,7 +431,14 @@ impl Metrics {
             .inc_by(dropped.saturating_sub(before));
         let mut out = String::with_capacity(8 * 1024);
         // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = match format {
+            Format::Prometheus => {
+                prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+            }
+            Format::OpenMetrics => {
+                prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            }
+        };
         out
     }
 
@@ -363,6 +498,18 @@ impl Metrics {
     pub fn connection_refused(&self, direction: Direction) {
         self.connections_refused
             .get_or_create(&DirectionLabels { direction })
+            .inc();
+    }
+
+    /// A connection was upgraded (101) to `switched`, the response's
+    /// `Upgrade`, after the request offered `offered` (see
+    /// [`upgrade_protocol`] for the label).
+    pub fn upgraded(&self, direction: Direction, offered: &str, switched: &str) {
+        self.upgrades
+            .get_or_create(&UpgradeLabels {
+                direction,
+                protocol: upgrade_protocol(offered, switched),
+            })
             .inc();
     }
 
@@ -437,6 +584,7 @@ pub struct ConnMetrics {
 struct CacheEntry {
     peer: Arc<str>,
     code: u16,
+    outcome: Outcome,
     count: Counter,
     duration: Histogram,
 }
@@ -462,41 +610,49 @@ impl ConnMetrics {
         self.direction
     }
 
-    /// Counts one finished request.
+    /// Counts one finished, complete HTTP request (classified by its
+    /// status alone).
     pub fn record(&self, peer: &Arc<str>, code: u16, duration: Duration) {
+        self.record_outcome(peer, code, Outcome::http(code), duration);
+    }
+
+    /// Counts one finished request.
+    pub fn record_outcome(&self, peer: &Arc<str>, code: u16, outcome: Outcome, duration: Duration) {
         let secs = duration.as_secs_f64();
         if let Ok(mut cache) = self.cache.lock() {
             if let Some(e) = cache
                 .iter()
-                .find(|e| e.code == code && Arc::ptr_eq(&e.peer, peer))
+                .find(|e| e.code == code && e.outcome == outcome && Arc::ptr_eq(&e.peer, peer))
             {
                 e.count.inc();
                 e.duration.observe(secs);
                 return;
             }
-            let (count, duration) = self.handles(peer, code);
+            let (count, duration) = self.handles(peer, code, outcome);
             count.inc();
             duration.observe(secs);
             if cache.len() < CACHE_ENTRIES {
                 cache.push(CacheEntry {
                     peer: peer.clone(),
                     code,
+                    outcome,
                     count,
                     duration,
                 });
             }
             return;
         }
-        let (count, duration) = self.handles(peer, code);
+        let (count, duration) = self.handles(peer, code, outcome);
         count.inc();
         duration.observe(secs);
     }
 
-    fn handles(&self, peer: &Arc<str>, code: u16) -> (Counter, Histogram) {
+    fn handles(&self, peer: &Arc<str>, code: u16, outcome: Outcome) -> (Counter, Histogram) {
         let count = self.metrics.requests.get_or_create_owned(&RequestLabels {
             direction: self.direction,
             code,
             peer: peer.clone(),
+            outcome,
         });
         let duration = self.metrics.durations.get_or_create_owned(&DurationLabels {
             direction: self.direction,
@@ -505,6 +661,43 @@ impl ConnMetrics {
         });
         (count, duration)
     }
+}
+
+/// Longest protocol name kept as an `usher_upgrades_total` label.
+const MAX_PROTOCOL_LABEL: usize = 32;
+
+/// The `protocol` label of an upgrade: the name (without `/version`) of
+/// the first protocol the 101 response switched to, lower-cased, when it
+/// is an RFC 9110 token of at most 32 bytes *and* one of the protocols the
+/// request offered; anything else is `other`. Offers pass the sanitizer
+/// only for configured protocols, so the label set is bounded by the
+/// config even when an app answers a 101 with a name of its own.
+pub fn upgrade_protocol(offered: &str, switched: &str) -> Cow<'static, str> {
+    let switched = protocol_name(switched.split(',').next().unwrap_or(""));
+    let valid = !switched.is_empty()
+        && switched.len() <= MAX_PROTOCOL_LABEL
+        && switched.bytes().all(is_tchar);
+    let was_offered = || {
+        offered
+            .split(',')
+            .any(|o| protocol_name(o).eq_ignore_ascii_case(switched))
+    };
+    if valid && was_offered() {
+        Cow::Owned(switched.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed("other")
+    }
+}
+
+/// `websocket/13` → `websocket` (RFC 9110 §7.8: `name[/version]`).
+fn protocol_name(protocol: &str) -> &str {
+    let p = protocol.trim();
+    p.split_once('/').map_or(p, |(n, _)| n).trim()
+}
+
+/// `tchar` of RFC 9110 §5.6.2.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn status_class(code: u16) -> &'static str {

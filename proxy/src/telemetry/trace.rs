@@ -16,6 +16,7 @@ use opentelemetry_otlp::{
     Protocol, WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _,
 };
 use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{
     Sampler, SdkTracer, SdkTracerProvider, Span, SpanData, SpanExporter as _, SpanProcessor,
 };
@@ -46,14 +47,7 @@ impl Tracing {
         spiffe_id: &str,
         metrics: Arc<Metrics>,
     ) -> Result<Tracing, ExporterError> {
-        let resource = Resource::builder_empty()
-            .with_service_name(service.to_owned())
-            .with_attributes([
-                KeyValue::new("usher.spiffe_id", spiffe_id.to_owned()),
-                KeyValue::new("telemetry.sdk.name", "usher"),
-                KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
-            ])
-            .build();
+        let resource = resource(service, spiffe_id);
         let retry = opentelemetry_otlp::RetryPolicy::recommended();
         let mut exporter = match otlp.protocol {
             OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
@@ -123,6 +117,41 @@ impl Tracing {
             .provider
             .shutdown_with_timeout(Duration::from_millis(100));
     }
+}
+
+/// The resource attributes of every span (OpenTelemetry resource
+/// conventions): `service.name`, `service.version` (usher's version),
+/// `service.instance.id` (a random UUID per sidecar start, as the
+/// conventions recommend: nothing about the pod or host is exposed),
+/// `telemetry.sdk.*` from the SDK's own detector (`opentelemetry`, `rust`,
+/// the opentelemetry_sdk version) and `usher.spiffe_id`. The environment
+/// (`OTEL_RESOURCE_ATTRIBUTES`) is not read: the config says what is sent.
+fn resource(service: &str, spiffe_id: &str) -> Resource {
+    Resource::builder_empty()
+        .with_detector(Box::new(TelemetryResourceDetector))
+        .with_service_name(service.to_owned())
+        .with_attributes([
+            KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+            KeyValue::new("service.instance.id", uuid_v4()),
+            KeyValue::new("usher.spiffe_id", spiffe_id.to_owned()),
+        ])
+        .build()
+}
+
+/// A random (version 4, RFC 9562) UUID in its usual text form.
+fn uuid_v4() -> String {
+    let mut b = fastrand::u128(..).to_be_bytes();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// The span processor: finished, sampled spans into the bounded queue.
@@ -255,5 +284,59 @@ async fn send(
         tracing::warn!(spans = n, error = %error, "span export failed; spans are dropped (counted in usher_trace_spans_dropped_total) until the collector answers");
     } else {
         tracing::debug!(spans = n, error = %error, "span export failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_follows_the_conventions() {
+        let r = resource("orders", "spiffe://td/ns/a/sa/orders");
+        let get = |k: &'static str| {
+            r.get(&opentelemetry::Key::from_static_str(k))
+                .map(|v| v.to_string())
+        };
+        assert_eq!(get("service.name").as_deref(), Some("orders"));
+        assert_eq!(
+            get("service.version").as_deref(),
+            Some(env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(get("telemetry.sdk.name").as_deref(), Some("opentelemetry"));
+        assert_eq!(get("telemetry.sdk.language").as_deref(), Some("rust"));
+        assert!(get("telemetry.sdk.version").is_some_and(|v| !v.is_empty()));
+        assert_eq!(
+            get("usher.spiffe_id").as_deref(),
+            Some("spiffe://td/ns/a/sa/orders")
+        );
+        let id = get("service.instance.id").unwrap();
+        let other = resource("orders", "spiffe://td/ns/a/sa/orders");
+        let other_id = other
+            .get(&opentelemetry::Key::from_static_str("service.instance.id"))
+            .unwrap()
+            .to_string();
+        assert_ne!(id, other_id, "a new id per start");
+    }
+
+    #[test]
+    fn instance_ids_are_version_4_uuids() {
+        for _ in 0..100 {
+            let id = uuid_v4();
+            let groups: Vec<&str> = id.split('-').collect();
+            assert_eq!(
+                groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+                [8, 4, 4, 4, 12],
+                "{id}"
+            );
+            assert!(id
+                .bytes()
+                .all(|b| b == b'-' || b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            assert!(groups[2].starts_with('4'), "{id}");
+            assert!(
+                matches!(groups[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'),
+                "{id}"
+            );
+        }
     }
 }

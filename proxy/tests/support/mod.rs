@@ -6,6 +6,7 @@ pub mod backend;
 pub mod client;
 pub mod otlp;
 pub mod process;
+pub mod raw;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -74,11 +75,24 @@ pub fn write_config(
     routes: &[RouteSpec],
     extra: &str,
 ) -> PathBuf {
+    write_config_with(dir, certs, app, routes, "", extra)
+}
+
+/// [`write_config`] with `inbound_extra` (lines indented by two spaces)
+/// added to the `inbound:` section.
+pub fn write_config_with(
+    dir: &Path,
+    certs: &Path,
+    app: SocketAddr,
+    routes: &[RouteSpec],
+    inbound_extra: &str,
+    extra: &str,
+) -> PathBuf {
     // An `extra` that names the service replaces the default name.
     let names_service = extra.starts_with("service:") || extra.contains("\nservice:");
     let mut yaml = format!(
         "{service}identity:\n  cert: {c}/cert.pem\n  key: {c}/key.pem\n  bundle: {c}/bundle.pem\n\
-inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  app_connect_timeout: 10s\n\
+inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  app_connect_timeout: 10s\n{inbound_extra}\
 admin:\n  listen: 127.0.0.1:0\n\
 outbound:\n  listen: 127.0.0.1:0\n  connect_timeout: 2s\n  routes:\n",
         c = certs.display(),

@@ -19,6 +19,8 @@ pub struct UsherProcess {
     pub admin: SocketAddr,
     /// Every stdout line after the ready line.
     pub lines: mpsc::Receiver<String>,
+    /// The stdout lines before the ready line.
+    pub startup: Vec<String>,
 }
 
 impl UsherProcess {
@@ -52,6 +54,7 @@ impl UsherProcess {
             outbound: unknown,
             admin: unknown,
             lines: rx,
+            startup: Vec::new(),
         };
         loop {
             let line = process
@@ -59,9 +62,12 @@ impl UsherProcess {
                 .recv_timeout(Duration::from_secs(10))
                 .expect("usher did not report ready within 10 s");
             let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                process.startup.push(line);
                 continue;
             };
-            if v["message"] == "usher ready" {
+            if v["message"] != "usher ready" {
+                process.startup.push(line);
+            } else {
                 let addr = |k: &str| v[k].as_str().unwrap().parse().unwrap();
                 process.inbound = addr("inbound");
                 process.outbound = addr("outbound");

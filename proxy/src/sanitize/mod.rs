@@ -1,0 +1,298 @@
+//! What a caller can shape in a request, made unambiguous before any check
+//! runs, so that the policy, authentication, rate limits and the app all
+//! see the same request:
+//!
+//! - hop-by-hop headers go first, so that `Connection: <name>` can no
+//!   longer remove a header usher sets afterwards (identity, claims);
+//! - protocol upgrades pass only when configured (WebSocket by default);
+//!   `h2c` upgrades are stripped (the request goes on as plain HTTP/1.1),
+//!   anything else is refused, and so is `CONNECT`;
+//! - one host per request: two `Host` headers, a `host` that differs from
+//!   HTTP/2's `:authority`, or no host at all are refused; an absolute-form
+//!   target's authority replaces `Host` (RFC 9112 §3.2.2);
+//! - headers only usher may set are removed in every spelling, including
+//!   `_` for `-` (CGI, WSGI, PHP and nginx map both to one variable);
+//! - the path is normalised ([`path`]) and the app is sent the very path
+//!   the checks saw.
+//!
+//! Both listeners run it; the inbound one with path normalisation.
+
+pub mod path;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue, HOST, UPGRADE};
+use http::uri::{Authority, Parts, PathAndQuery, Uri};
+use http::{Method, Request, StatusCode, Version};
+
+pub use path::{EscapedSlashes, PathError, PathOptions};
+
+use crate::headers;
+
+static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
+
+/// Headers that say where a request came from. A mesh peer could write
+/// anything in them, so they are removed unless configured as trusted.
+pub static FORWARDED: &[&str] = &[
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-proto",
+    "x-real-ip",
+];
+
+/// Why a request was refused before any check ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    Path(PathError),
+    #[error("the request has no Host header or :authority")]
+    MissingHost,
+    #[error("the request has more than one Host header")]
+    DuplicateHost,
+    #[error("the Host header differs from :authority")]
+    HostMismatch,
+    #[error("the request's host is not a valid host[:port]")]
+    InvalidHost,
+    #[error("the requested protocol upgrade is not allowed")]
+    UpgradeNotAllowed,
+    #[error("CONNECT is not allowed")]
+    Connect,
+}
+
+impl Refusal {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Refusal::UpgradeNotAllowed | Refusal::Connect => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// `error.type` on spans and in the access log.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Refusal::Path(_) => "invalid_path",
+            Refusal::MissingHost => "missing_host",
+            Refusal::DuplicateHost | Refusal::HostMismatch | Refusal::InvalidHost => "invalid_host",
+            Refusal::UpgradeNotAllowed => "upgrade_not_allowed",
+            Refusal::Connect => "connect_not_allowed",
+        }
+    }
+}
+
+/// One listener's rules; built once at start.
+#[derive(Clone, Debug)]
+pub struct Sanitizer {
+    /// Lower-case `Upgrade` protocol names that may pass.
+    upgrades: Vec<String>,
+    /// `None`: the path goes on as sent (the outbound side: the peer's
+    /// inbound normalises).
+    path: Option<PathOptions>,
+    /// Removed in every spelling.
+    protected: Vec<HeaderName>,
+}
+
+impl Default for Sanitizer {
+    /// The inbound defaults: WebSocket, every normalisation step, and the
+    /// identity and forwarded headers protected.
+    fn default() -> Self {
+        let mut protected = vec![headers::XFCC.clone()];
+        protected.extend(FORWARDED.iter().map(|n| HeaderName::from_static(n)));
+        Sanitizer {
+            upgrades: vec!["websocket".into()],
+            path: Some(PathOptions::default()),
+            protected,
+        }
+    }
+}
+
+impl Sanitizer {
+    pub fn new(
+        upgrades: Vec<String>,
+        path: Option<PathOptions>,
+        protected: Vec<HeaderName>,
+    ) -> Self {
+        let mut unique: Vec<HeaderName> = Vec::with_capacity(protected.len());
+        for name in protected {
+            if !unique.contains(&name) {
+                unique.push(name);
+            }
+        }
+        Sanitizer {
+            upgrades,
+            path,
+            protected: unique,
+        }
+    }
+
+    /// Rewrites `req` in place, or says why it must be refused.
+    pub fn apply<B>(&self, req: &mut Request<B>) -> Result<(), Refusal> {
+        if req.method() == Method::CONNECT {
+            return Err(Refusal::Connect);
+        }
+        let upgrade = self.upgrade(req)?;
+        let h = req.headers_mut();
+        headers::strip_hop_by_hop(h, upgrade);
+        h.remove(&HTTP2_SETTINGS);
+        self.strip_protected(h);
+        one_host(req)?;
+        if let Some(opts) = &self.path {
+            normalize_path(req, opts)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the request is an upgrade that may pass. Offers of
+    /// protocols that are not allowed are dropped from `Upgrade`; an offer
+    /// of nothing but `h2c` makes a plain request.
+    fn upgrade<B>(&self, req: &mut Request<B>) -> Result<bool, Refusal> {
+        if !headers::is_upgrade(req) {
+            return Ok(false);
+        }
+        let mut allowed: Vec<&str> = Vec::new();
+        let mut refused = false;
+        for value in req.headers().get_all(UPGRADE) {
+            let Ok(value) = value.to_str() else {
+                return Err(Refusal::UpgradeNotAllowed);
+            };
+            for offer in value.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+                let name = offer.split('/').next().unwrap_or(offer).trim();
+                if self.upgrades.iter().any(|u| u.eq_ignore_ascii_case(name)) {
+                    allowed.push(offer);
+                } else if !name.eq_ignore_ascii_case("h2c") {
+                    refused = true;
+                }
+            }
+        }
+        if allowed.is_empty() {
+            return if refused {
+                Err(Refusal::UpgradeNotAllowed)
+            } else {
+                Ok(false)
+            };
+        }
+        let value =
+            HeaderValue::from_str(&allowed.join(", ")).map_err(|_| Refusal::UpgradeNotAllowed)?;
+        req.headers_mut().insert(UPGRADE, value);
+        Ok(true)
+    }
+
+    fn strip_protected(&self, h: &mut HeaderMap) {
+        for name in &self.protected {
+            h.remove(name);
+        }
+        // `x_forwarded_client_cert` reaches a CGI/WSGI app as the same
+        // variable as `x-forwarded-client-cert`.
+        let underscored = |k: &HeaderName| {
+            let k = k.as_str();
+            k.contains('_')
+                && self.protected.iter().any(|p| {
+                    let p = p.as_str();
+                    p.len() == k.len()
+                        && p.bytes()
+                            .zip(k.bytes())
+                            .all(|(a, b)| a == b || (a == b'-' && b == b'_'))
+                })
+        };
+        if h.keys().any(underscored) {
+            let doomed: Vec<HeaderName> = h.keys().filter(|k| underscored(k)).cloned().collect();
+            for name in doomed {
+                h.remove(name);
+            }
+        }
+    }
+}
+
+/// Host syntax as far as a sidecar needs it: a registered name or IP
+/// literal and an optional port. No userinfo, no percent, no list.
+fn valid_host(host: &[u8]) -> bool {
+    !host.is_empty()
+        && host.iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':' | b'[' | b']')
+        })
+}
+
+fn one_host<B>(req: &mut Request<B>) -> Result<(), Refusal> {
+    let mut hosts = req.headers().get_all(HOST).iter();
+    let host = hosts.next().cloned();
+    if hosts.next().is_some() {
+        return Err(Refusal::DuplicateHost);
+    }
+    let h2 = req.version() == Version::HTTP_2;
+    match (req.uri().authority(), host) {
+        (Some(authority), host) => {
+            if !valid_host(authority.as_str().as_bytes()) {
+                return Err(Refusal::InvalidHost);
+            }
+            if h2 {
+                // RFC 9113 §8.3.1: `host` must name what `:authority` does.
+                if let Some(h) = host {
+                    if !h
+                        .as_bytes()
+                        .eq_ignore_ascii_case(authority.as_str().as_bytes())
+                    {
+                        return Err(Refusal::HostMismatch);
+                    }
+                    req.headers_mut().remove(HOST);
+                }
+            } else {
+                // Absolute form: the target's authority is the host.
+                let value =
+                    HeaderValue::from_str(authority.as_str()).map_err(|_| Refusal::InvalidHost)?;
+                req.headers_mut().insert(HOST, value);
+            }
+            Ok(())
+        }
+        (None, Some(h)) => {
+            if h.is_empty() {
+                return Err(Refusal::MissingHost);
+            }
+            if !valid_host(h.as_bytes()) {
+                return Err(Refusal::InvalidHost);
+            }
+            if h2 {
+                // HTTP/2 without :authority: the host moves into it, so
+                // that the app gets one (rare: clients send :authority).
+                let authority =
+                    Authority::try_from(h.as_bytes()).map_err(|_| Refusal::InvalidHost)?;
+                let mut parts = Parts::from(std::mem::take(req.uri_mut()));
+                if parts.scheme.is_none() {
+                    parts.scheme = Some(http::uri::Scheme::HTTP);
+                }
+                parts.authority = Some(authority);
+                if parts.path_and_query.is_none() {
+                    parts.path_and_query = Some(PathAndQuery::from_static("/"));
+                }
+                *req.uri_mut() = Uri::from_parts(parts).map_err(|_| Refusal::InvalidHost)?;
+                req.headers_mut().remove(HOST);
+            }
+            Ok(())
+        }
+        (None, None) => Err(Refusal::MissingHost),
+    }
+}
+
+/// Rewrites the URI's path with its normal form (query untouched).
+fn normalize_path<B>(req: &mut Request<B>, opts: &PathOptions) -> Result<(), Refusal> {
+    let Some(pq) = req.uri().path_and_query() else {
+        return Ok(());
+    };
+    let normal = match path::normalize(pq.path(), opts).map_err(Refusal::Path)? {
+        std::borrow::Cow::Borrowed(_) => return Ok(()),
+        std::borrow::Cow::Owned(p) => p,
+    };
+    let mut target = normal;
+    if let Some(q) = pq.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let pq =
+        PathAndQuery::try_from(target).map_err(|_| Refusal::Path(PathError::InvalidEncoding))?;
+    let mut parts = Parts::from(std::mem::take(req.uri_mut()));
+    parts.path_and_query = Some(pq);
+    *req.uri_mut() =
+        Uri::from_parts(parts).map_err(|_| Refusal::Path(PathError::InvalidEncoding))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,148 @@
+use super::*;
+
+fn req(version: Version, lines: &[(&str, &str)], uri: &str) -> Request<()> {
+    let mut b = Request::get(uri).version(version);
+    for (k, v) in lines {
+        b = b.header(*k, *v);
+    }
+    b.body(()).unwrap()
+}
+
+fn h1(lines: &[(&str, &str)], uri: &str) -> Request<()> {
+    req(Version::HTTP_11, lines, uri)
+}
+
+#[test]
+fn connection_cannot_name_a_header_usher_sets_later() {
+    let s = Sanitizer::default();
+    let mut r = h1(
+        &[
+            ("host", "b"),
+            ("connection", "x-forwarded-client-cert, close, x-user"),
+            ("x-user", "forged"),
+        ],
+        "/orders/1",
+    );
+    s.apply(&mut r).unwrap();
+    assert!(r.headers().get("connection").is_none());
+    assert!(r.headers().get("x-user").is_none());
+}
+
+#[test]
+fn protected_headers_go_in_every_spelling() {
+    let s = Sanitizer::default();
+    let mut r = h1(
+        &[
+            ("host", "b"),
+            (
+                "x_forwarded_client_cert",
+                "By=x;URI=spiffe://mesh.test/sa/admin",
+            ),
+            ("X-Forwarded-Client-Cert", "forged"),
+            ("x_forwarded_for", "10.0.0.1"),
+            ("x-real-ip", "10.0.0.1"),
+            ("x_real_ip", "10.0.0.1"),
+            ("x_request_id", "kept"),
+        ],
+        "/",
+    );
+    s.apply(&mut r).unwrap();
+    let names: Vec<&str> = r.headers().keys().map(|k| k.as_str()).collect();
+    assert_eq!(names, ["host", "x_request_id"]);
+}
+
+#[test]
+fn h2c_upgrades_are_stripped_and_unknown_ones_refused() {
+    let s = Sanitizer::default();
+    let mut r = h1(
+        &[
+            ("host", "b"),
+            ("upgrade", "h2c"),
+            ("http2-settings", "AAMAAABkAAQAAP__"),
+            ("connection", "Upgrade, HTTP2-Settings"),
+        ],
+        "/orders/1",
+    );
+    s.apply(&mut r).unwrap();
+    assert!(r.headers().get("upgrade").is_none());
+    assert!(r.headers().get("http2-settings").is_none());
+    assert!(r.headers().get("connection").is_none());
+
+    let mut r = h1(
+        &[
+            ("host", "b"),
+            ("upgrade", "foo/1"),
+            ("connection", "upgrade"),
+        ],
+        "/",
+    );
+    assert_eq!(s.apply(&mut r), Err(Refusal::UpgradeNotAllowed));
+
+    // An offer of websocket and h2c keeps only websocket.
+    let mut r = h1(
+        &[
+            ("host", "b"),
+            ("upgrade", "h2c, WebSocket"),
+            ("connection", "upgrade"),
+        ],
+        "/",
+    );
+    s.apply(&mut r).unwrap();
+    assert_eq!(r.headers()["upgrade"], "WebSocket");
+    assert_eq!(r.headers()["connection"], "upgrade");
+}
+
+#[test]
+fn connect_is_refused() {
+    let s = Sanitizer::default();
+    let mut r = Request::connect("b:443").body(()).unwrap();
+    assert_eq!(s.apply(&mut r), Err(Refusal::Connect));
+}
+
+#[test]
+fn one_host_per_request() {
+    let s = Sanitizer::default();
+    let mut r = h1(&[("host", "admin.orders")], "http://public.orders/x");
+    s.apply(&mut r).unwrap();
+    assert_eq!(r.headers()["host"], "public.orders");
+
+    let mut r = h1(&[("host", "a"), ("host", "b")], "/");
+    assert_eq!(s.apply(&mut r), Err(Refusal::DuplicateHost));
+
+    let mut r = h1(&[], "/");
+    assert_eq!(s.apply(&mut r), Err(Refusal::MissingHost));
+
+    let mut r = h1(&[("host", "a b")], "/");
+    assert_eq!(s.apply(&mut r), Err(Refusal::InvalidHost));
+
+    let mut r = h1(&[("host", "evil@b")], "/");
+    assert_eq!(s.apply(&mut r), Err(Refusal::InvalidHost));
+
+    let mut r = req(Version::HTTP_2, &[("host", "admin")], "https://public/x");
+    assert_eq!(s.apply(&mut r), Err(Refusal::HostMismatch));
+
+    let mut r = req(Version::HTTP_2, &[("host", "PUBLIC")], "https://public/x");
+    s.apply(&mut r).unwrap();
+    assert!(r.headers().get("host").is_none());
+    assert_eq!(r.uri().authority().unwrap(), "public");
+}
+
+#[test]
+fn path_is_rewritten_query_kept() {
+    let s = Sanitizer::default();
+    let mut r = h1(&[("host", "b")], "/orders/%2e%2e//admin/./stats?x=%2e%2e");
+    s.apply(&mut r).unwrap();
+    assert_eq!(r.uri(), "/admin/stats?x=%2e%2e");
+
+    let mut r = h1(&[("host", "b")], "/orders/%00");
+    assert_eq!(s.apply(&mut r), Err(Refusal::Path(PathError::Nul)));
+}
+
+#[test]
+fn outbound_rules_leave_the_path_alone() {
+    let s = Sanitizer::new(vec!["websocket".into()], None, vec![headers::XFCC.clone()]);
+    let mut r = h1(&[("host", "b"), ("x-forwarded-for", "1.2.3.4")], "/a/../b");
+    s.apply(&mut r).unwrap();
+    assert_eq!(r.uri(), "/a/../b");
+    assert_eq!(r.headers()["x-forwarded-for"], "1.2.3.4");
+}
