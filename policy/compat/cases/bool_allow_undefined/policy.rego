@@ -1,0 +1,3 @@
+package usher.authz
+
+allow if input.attributes.request.http.method == "GET"

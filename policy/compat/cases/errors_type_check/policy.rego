@@ -1,0 +1,5 @@
+package usher.authz
+
+import rego.v1
+
+allow if count(5) > 1

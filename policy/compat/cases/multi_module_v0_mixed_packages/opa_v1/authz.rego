@@ -1,0 +1,10 @@
+package usher.authz
+
+import data.usher.lib
+
+default allow := false
+
+allow if {
+	lib.is_get
+	lib.path_allowed[input.attributes.request.http.path]
+}

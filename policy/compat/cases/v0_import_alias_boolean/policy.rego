@@ -1,0 +1,20 @@
+package envoy.authz
+
+import input.attributes.request.http as http_request
+import input.attributes.source.principal as caller
+
+default allow = false
+
+allow {
+    action_allowed
+    caller_allowed
+}
+
+action_allowed {
+    http_request.method == "GET"
+    glob.match("/balances/*", ["/"], http_request.path)
+}
+
+caller_allowed {
+    caller == "spiffe://mesh.usher.test/ns/shop/sa/frontend"
+}

@@ -1,0 +1,5 @@
+package usher.authz
+
+allow {
+	input.attributes.request.http.method == "GET"
+}
