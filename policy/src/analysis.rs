@@ -66,6 +66,18 @@ pub(crate) fn ref_path(e: &Expr) -> Option<String> {
     }
 }
 
+/// The longest static start of a reference: `codes` for `codes[k]`,
+/// `a.b` for `a.b[x].c`.
+pub(crate) fn static_prefix(e: &Expr) -> Option<String> {
+    if let Some(path) = ref_path(e) {
+        return Some(path);
+    }
+    match e {
+        Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } => static_prefix(refr),
+        _ => None,
+    }
+}
+
 /// The leftmost part of a reference (`io` of `io.jwt.decode`): where it starts.
 fn ref_base(e: &Expr) -> &Expr {
     match e {
@@ -256,7 +268,7 @@ pub(crate) fn rule_names(module: &Module) -> Vec<(String, Span)> {
             } => (refr, span),
             _ => continue,
         };
-        if let Some(name) = ref_path(refr) {
+        if let Some(name) = static_prefix(refr) {
             if seen.insert(name.clone()) {
                 out.push((name, span.clone()));
             }

@@ -67,10 +67,16 @@ pub const JWT_BUILTINS: &[(&str, u8)] = &[
     ("io.jwt.verify_hs512", 2),
 ];
 
-/// Builtins regorus has but usher replaces with bounded versions: a single
-/// builtin call cannot be interrupted by the evaluation timer, so
-/// `numbers.range(1, 1e12)` would try to allocate terabytes at once.
-pub const BOUNDED_BUILTINS: &[(&str, u8)] = &[("numbers.range", 2), ("numbers.range_step", 3)];
+/// Builtins regorus has but usher replaces: with bounded versions (a
+/// single builtin call cannot be interrupted by the evaluation timer, so
+/// `numbers.range(1, 1e12)` would try to allocate terabytes at once), and
+/// with OPA's behaviour where regorus' differs (`glob.match`, see
+/// [`crate::glob`]).
+pub const BOUNDED_BUILTINS: &[(&str, u8)] = &[
+    ("numbers.range", 2),
+    ("numbers.range_step", 3),
+    ("glob.match", 3),
+];
 
 /// The most elements `numbers.range` / `numbers.range_step` may produce.
 pub const MAX_RANGE_ELEMENTS: u64 = 1_000_000;
@@ -172,6 +178,13 @@ pub(crate) fn register_one(engine: &mut Engine, name: &str) -> Result<(), Policy
                 }),
             )
             .map_err(fail),
+        "glob.match" => engine
+            .add_extension(
+                name.into(),
+                3,
+                Box::new(|args: Vec<Value>| -> anyhow::Result<Value> { Ok(glob_match(&args)) }),
+            )
+            .map_err(fail),
         "numbers.range_step" => engine
             .add_extension(
                 name.into(),
@@ -217,6 +230,38 @@ pub(crate) fn check_crypto_provider() -> Result<(), PolicyError> {
         None => Err(PolicyError::Compile(
             "jsonwebtoken has no single crypto backend: io.jwt.* cannot verify".into(),
         )),
+    }
+}
+
+/// `glob.match(pattern, delimiters, match)`: undefined for arguments of
+/// the wrong type or a malformed pattern, as OPA's non-strict mode has it.
+fn glob_match(args: &[Value]) -> Value {
+    let (Some(Value::String(pattern)), Some(delims), Some(Value::String(input))) =
+        (args.first(), args.get(1), args.get(2))
+    else {
+        return Value::Undefined;
+    };
+    let delimiters: Option<Vec<char>> = match delims {
+        Value::Null => None,
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items.iter() {
+                let Value::String(s) = item else {
+                    return Value::Undefined;
+                };
+                let mut chars = s.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) => out.push(c),
+                    _ => return Value::Undefined,
+                }
+            }
+            Some(out)
+        }
+        _ => return Value::Undefined,
+    };
+    match crate::glob::glob_match(pattern, delimiters.as_deref(), input) {
+        Ok(b) => Value::from(b),
+        Err(_) => Value::Undefined,
     }
 }
 

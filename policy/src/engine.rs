@@ -17,6 +17,7 @@
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -28,10 +29,10 @@ use regorus::rvm::vm::RegoVM;
 use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, LimitError, Value};
 
-use crate::analysis;
 use crate::builtins::{self, BOUNDED_BUILTINS, JWT_BUILTINS};
 use crate::decision::Decision;
 use crate::input::{BodyInput, RequestInput};
+use crate::{analysis, nesting, recursion};
 
 #[cfg(test)]
 mod tests;
@@ -252,6 +253,9 @@ pub(crate) fn build_engine(
     version: RegoVersion,
     timeout: Duration,
 ) -> Result<(Engine, analysis::Scan), PolicyError> {
+    for (path, text) in &source.policies {
+        nesting::check(path, text)?;
+    }
     let mut engine = Engine::new();
     engine.set_rego_v0(version == RegoVersion::V0);
     // An engine-specific timer also keeps regorus from reading its global
@@ -276,6 +280,17 @@ pub(crate) fn build_engine(
                 path: path.clone(),
                 message: format!("cannot merge into `data`: {}", one_line(&format!("{e:#}"))),
             })?;
+    }
+    if let Some(c) = recursion::find_cycle(engine.get_modules()) {
+        return Err(PolicyError::Located {
+            file: c.file,
+            line: c.line,
+            col: c.col,
+            message: format!(
+                "recursion: {} (OPA refuses this too: rego_recursion_error)",
+                c.names.join(" → ")
+            ),
+        });
     }
     let scan = analysis::scan(engine.get_modules());
     let provided: Vec<&str> = JWT_BUILTINS.iter().map(|(n, _)| *n).collect();
@@ -339,6 +354,8 @@ pub struct Policy {
     limits: Limits,
     /// A prepared interpreter, cloned per evaluation on the interpreter path.
     template: Engine,
+    /// The query is not a rule path: evaluated as a query (no RVM).
+    by_query: bool,
     rvm: Option<Rvm>,
     rvm_unavailable: Option<String>,
     /// Threads' cached evaluators hold a `Weak` of this: once the policy is
@@ -402,18 +419,42 @@ impl Policy {
                 },
             },
         };
-        let compiled = engine
-            .compile_with_entrypoint(&query.into())
-            .map_err(query_err)?;
+        // A rule path compiles to an entry point (and maybe the RVM). Any
+        // other path OPA accepts — a partial object built rule by rule
+        // (`result["allowed"] := allow`), a package, a path into a rule's
+        // value — is evaluated as a query by the interpreter, as OPA does.
+        let compiled = match engine.compile_with_entrypoint(&query.into()) {
+            Ok(compiled) => Some(compiled),
+            Err(e) if format!("{e:#}").contains("not a valid rule path") => {
+                if !names_rule_or_data(&mut engine, query) {
+                    return Err(PolicyError::Query {
+                        query: query.to_string(),
+                        message: "names no rule, package or data document of the policy".into(),
+                    });
+                }
+                None
+            }
+            Err(e) => return Err(query_err(e)),
+        };
+        let by_query = compiled.is_none();
 
         // Warm-up: the first evaluation prepares what is left; an error that
         // does not depend on the input is reported now.
         let samples = sample_inputs();
         let mut expected = Vec::with_capacity(samples.len());
+        let mut conflicts = Vec::new();
         for input in &samples {
             let mut e = engine.clone();
             e.set_input(input.clone());
-            match e.eval_rule(query.to_string()) {
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                if by_query {
+                    e.eval_query(query.to_string(), false).map(first_value)
+                } else {
+                    e.eval_rule(query.to_string())
+                }
+            }))
+            .unwrap_or_else(|p| Err(anyhow::anyhow!(panic_message(p.as_ref()))));
+            match result {
                 Ok(v) => expected.push(Some(v)),
                 Err(err) => {
                     let text = format!("{err:#}");
@@ -423,8 +464,19 @@ impl Policy {
                     {
                         return Err(query_err(err));
                     }
+                    if text.contains("conflicts with rule") {
+                        conflicts.push(err);
+                    }
                     expected.push(None);
                 }
+            }
+        }
+        // Rules that conflict whatever the input (`allow := true` and
+        // `allow := false`) are a compile error in OPA: refused here too,
+        // rather than denying every request with an evaluation error.
+        if conflicts.len() == samples.len() {
+            if let Some(err) = conflicts.pop() {
+                return Err(query_err(err));
             }
         }
         // Leave no request state in the template that every clone would copy.
@@ -437,10 +489,7 @@ impl Policy {
             .chain(BOUNDED_BUILTINS)
             .map(|(n, _)| *n)
             .collect();
-        let rvm = if scan.calls_any(&extensions) {
-            rvm_unavailable = Some("the policy calls builtins usher supplies as extensions".into());
-            None
-        } else {
+        let rvm = if let Some(compiled) = compiled.filter(|_| !scan.calls_any(&extensions)) {
             match Compiler::compile_from_policy(&compiled, &[query]) {
                 Err(e) => {
                     rvm_unavailable = Some(format!("the RVM compiler refused it: {e}"));
@@ -454,7 +503,9 @@ impl Policy {
                     let agrees = samples.iter().zip(&expected).all(|(input, want)| {
                         let got = new_vm(&rvm, limits.eval_timeout).ok().and_then(|mut vm| {
                             vm.set_input(input.clone());
-                            vm.execute().ok()
+                            std::panic::catch_unwind(AssertUnwindSafe(|| vm.execute().ok()))
+                                .ok()
+                                .flatten()
                         });
                         match (want, got) {
                             (Some(w), Some(g)) => *w == g,
@@ -471,6 +522,12 @@ impl Policy {
                     }
                 }
             }
+        } else if by_query {
+            rvm_unavailable = Some("the query is not a rule path (evaluated as a query)".into());
+            None
+        } else {
+            rvm_unavailable = Some("the policy calls builtins usher supplies as extensions".into());
+            None
         };
 
         Ok(Policy {
@@ -485,6 +542,7 @@ impl Policy {
                 .collect(),
             limits,
             template: engine,
+            by_query,
             rvm,
             rvm_unavailable,
             alive: Arc::new(()),
@@ -596,6 +654,7 @@ impl Policy {
             Some(rvm) => new_vm(rvm, self.limits.eval_timeout)
                 .map(|vm| Evaluator::Vm(Box::new(vm)))
                 .map_err(|e| (false, e.to_string())),
+            None if self.by_query => Ok(Evaluator::Query(Box::new(self.template.clone()))),
             None => Ok(Evaluator::Interpreter(Box::new(self.template.clone()))),
         }
     }
@@ -635,7 +694,12 @@ impl Policy {
             let Some((_, _, ev)) = evaluators.get_mut(index) else {
                 return f(&mut self.new_evaluator()?);
             };
-            let r = f(ev);
+            // A panic inside regorus (a builtin given an input it did not
+            // expect) must not take the request's thread down: it is a
+            // failed evaluation, and the evaluator, whose state is unknown,
+            // is dropped.
+            let r = std::panic::catch_unwind(AssertUnwindSafe(|| f(ev)))
+                .unwrap_or_else(|p| Err((false, panic_message(p.as_ref()))));
             if r.is_err() {
                 evaluators.remove(index);
             }
@@ -651,6 +715,8 @@ type EvalError = (bool, String);
 enum Evaluator {
     Vm(Box<RegoVM>),
     Interpreter(Box<Engine>),
+    /// The interpreter, for a query that is not a rule path.
+    Query(Box<Engine>),
 }
 
 impl Evaluator {
@@ -666,21 +732,98 @@ impl Evaluator {
                     (limit, e.to_string())
                 })
             }
-            Evaluator::Interpreter(engine) => {
-                engine.set_input(input);
-                let r = engine.eval_rule(query.to_string());
-                engine.set_input(Value::Null);
-                let _ = engine.take_prints();
-                r.map_err(|e| {
-                    let limit = matches!(
-                        e.downcast_ref::<LimitError>(),
-                        Some(LimitError::TimeLimitExceeded { .. })
-                    );
-                    (limit, format!("{e:#}"))
-                })
-            }
+            Evaluator::Interpreter(engine) => interpret(engine, input, query, false),
+            Evaluator::Query(engine) => interpret(engine, input, query, true),
         }
     }
+}
+
+/// One evaluation on the interpreter: the rule at `query`, or `query` as
+/// a query.
+fn interpret(
+    engine: &mut Engine,
+    input: Value,
+    query: &str,
+    by_query: bool,
+) -> Result<Value, EvalError> {
+    engine.set_input(input);
+    let r = if by_query {
+        engine.eval_query(query.to_string(), false).map(first_value)
+    } else {
+        engine.eval_rule(query.to_string())
+    };
+    // Hold no request data between requests.
+    engine.set_input(Value::Null);
+    let _ = engine.take_prints();
+    r.map_err(|e| {
+        let limit = matches!(
+            e.downcast_ref::<LimitError>(),
+            Some(LimitError::TimeLimitExceeded { .. })
+        );
+        (limit, format!("{e:#}"))
+    })
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    let text = p
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    format!(
+        "evaluation failed inside the Rego engine: {}",
+        one_line(&text)
+    )
+}
+
+/// The value of a one-expression query: undefined when it has no result.
+fn first_value(results: regorus::QueryResults) -> Value {
+    results
+        .result
+        .into_iter()
+        .next()
+        .and_then(|r| r.expressions.into_iter().next())
+        .map_or(Value::Undefined, |e| e.value)
+}
+
+/// `data.a["b"].c` → `data.a.b.c`.
+fn dotted(path: &str) -> String {
+    path.replace("[\"", ".").replace("\"]", "")
+}
+
+/// Whether `query` reaches a rule (above, at or below it) or a data
+/// document of the policy.
+fn names_rule_or_data(engine: &mut Engine, query: &str) -> bool {
+    let q = dotted(query);
+    // `p` is the query or lies below it.
+    let at_or_below = |p: &str| {
+        p == q
+            || p.strip_prefix(q.as_str())
+                .is_some_and(|r| r.starts_with('.'))
+    };
+    // Or, for a rule, the query is a path into its value.
+    let related = |p: &str| at_or_below(p) || q.strip_prefix(p).is_some_and(|r| r.starts_with('.'));
+    let rules = engine.get_modules().iter().any(|m| {
+        let Some(pkg) = analysis::ref_path(&m.package.refr) else {
+            return false;
+        };
+        let pkg = format!("data.{pkg}");
+        at_or_below(&pkg)
+            || analysis::rule_names(m)
+                .iter()
+                .any(|(name, _)| related(&dotted(&format!("{pkg}.{name}"))))
+    });
+    if rules {
+        return true;
+    }
+    let mut data = engine.get_data();
+    for seg in q.split('.').skip(1) {
+        data = data[seg].clone();
+        if data == Value::Undefined {
+            return false;
+        }
+    }
+    true
 }
 
 fn new_vm(rvm: &Rvm, timeout: Duration) -> Result<RegoVM, regorus::rvm::vm::VmError> {

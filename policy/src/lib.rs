@@ -8,7 +8,10 @@ mod analysis;
 pub mod builtins;
 mod decision;
 mod engine;
+mod glob;
 mod input;
+mod nesting;
+mod recursion;
 pub mod testing;
 
 pub use decision::Decision;

@@ -17,8 +17,8 @@ use regorus::{Engine, Value};
 use crate::analysis;
 use crate::builtins::JWT_BUILTINS;
 use crate::engine::{
-    build_engine, display, is_data_file, read_data_file, regorus_error, unknown_function,
-    PolicyError, PolicySource, RegoVersion,
+    build_engine, display, is_data_file, read_data_file, regorus_error, unknown_function, Limits,
+    Policy, PolicyError, PolicySource, RegoVersion,
 };
 
 #[cfg(test)]
@@ -228,8 +228,13 @@ pub fn run(paths: &[PathBuf], version: RegoVersion) -> Result<TestReport, Policy
 }
 
 /// Parses and compiles each file (.json / .yaml / .yml are checked as data
-/// files); every error is `file:line:col: message`.
-pub fn check_files(files: &[PathBuf], version: RegoVersion) -> Result<(), Vec<PolicyError>> {
+/// files), then compiles the whole as the sidecar does, with `query` or
+/// with each rule; every error is `file:line:col: message`.
+pub fn check_files(
+    files: &[PathBuf],
+    version: RegoVersion,
+    query: Option<&str>,
+) -> Result<(), Vec<PolicyError>> {
     let mut errors = Vec::new();
     let mut source = PolicySource::default();
     for p in files {
@@ -251,6 +256,10 @@ pub fn check_files(files: &[PathBuf], version: RegoVersion) -> Result<(), Vec<Po
             }
         };
         // Each file alone first, so that every file's syntax error is reported.
+        if let Err(e) = crate::nesting::check(&display(p), &text) {
+            errors.push(e);
+            continue;
+        }
         let mut alone = Engine::new();
         alone.set_rego_v0(version == RegoVersion::V0);
         match alone.add_policy(display(p), text.clone()) {
@@ -282,25 +291,52 @@ pub fn check_files(files: &[PathBuf], version: RegoVersion) -> Result<(), Vec<Po
     if !errors.is_empty() {
         return Err(errors);
     }
-    if let Err(e) = build_engine(&source, version, TEST_TIMEOUT).and_then(|(mut engine, _)| {
-        let first = engine.get_modules().iter().find_map(|m| {
-            let package = analysis::ref_path(&m.package.refr)?;
-            let (name, _) = analysis::rule_names(m).into_iter().next()?;
-            Some(format!("data.{package}.{name}"))
-        });
-        match first {
-            Some(rule) => engine
-                .compile_with_entrypoint(&rule.as_str().into())
-                .map(|_| ())
-                .map_err(|e| regorus_error(&e, "")),
-            None => Ok(()),
+    // Then as the sidecar loads it (recursion, conflicts, unsafe variables,
+    // a query that names nothing): through `Policy::compile` itself, with
+    // `query`, or else with every rule in turn (tests aside), since which
+    // one the sidecar will ask for is not known here.
+    let queries = match query {
+        Some(q) => vec![q.to_string()],
+        None => match build_engine(&source, version, TEST_TIMEOUT) {
+            Ok((mut engine, _)) => rule_paths(&mut engine),
+            Err(e) => {
+                errors.push(e);
+                Vec::new()
+            }
+        },
+    };
+    for q in &queries {
+        if let Err(e) = Policy::compile(&source, q, version, Limits::default()) {
+            let text = e.to_string();
+            if !errors.iter().any(|seen| seen.to_string() == text) {
+                errors.push(e);
+            }
         }
-    }) {
-        errors.push(e);
     }
     if errors.is_empty() {
         Ok(())
     } else {
         Err(errors)
     }
+}
+
+/// `data.pkg.rule` for every rule of every package that is not a test.
+fn rule_paths(engine: &mut Engine) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in engine.get_modules() {
+        let Some(package) = analysis::ref_path(&m.package.refr) else {
+            continue;
+        };
+        for (name, _) in analysis::rule_names(m) {
+            let root = name.split(['.', '[']).next().unwrap_or_default();
+            if root.starts_with("test_") || root.starts_with("todo_test_") {
+                continue;
+            }
+            let path = format!("data.{package}.{name}");
+            if !out.contains(&path) {
+                out.push(path);
+            }
+        }
+    }
+    out
 }

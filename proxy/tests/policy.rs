@@ -591,3 +591,63 @@ async fn rego_v0_policies_run_with_rego_version_v0() {
         StatusCode::FORBIDDEN
     );
 }
+
+/// A recursive policy used to abort the process (stack overflow) at the
+/// first evaluation: on reload it is refused, and the sidecar stays up with
+/// the policy it had.
+#[tokio::test]
+async fn a_recursive_policy_on_reload_is_refused_and_the_sidecar_stays_up() {
+    let good = format!(
+        "package usher.authz\n\ndefault allow := false\n\nallow if input.attributes.source.principal == \"{}\"\n",
+        id("a")
+    );
+    let app = Backend::start().await;
+    let mesh = Mesh::start_with(app.addr, &[("authz.rego", &good)], POLICY).await;
+    let before = admin_policy(&mesh).await;
+    replace_file(
+        &mesh.b_dir().join("authz.rego"),
+        "package usher.authz\n\nallow if a\n\na if b\n\nb if a\n",
+    );
+    let admin = mesh.b.addrs.admin;
+    let refused = wait_until(Duration::from_secs(15), || async move {
+        let (_, body) = get1(admin, "admin", "/policy").await;
+        json(&body)["reload_failures"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    assert!(refused, "the reload failure is counted");
+    let after = admin_policy(&mesh).await;
+    assert_eq!(
+        after["revision"], before["revision"],
+        "the old policy stays"
+    );
+    let error = after["last_error"].as_str().unwrap();
+    assert!(error.contains("authz.rego:5:1: recursion: "), "{error}");
+    assert_eq!(
+        get1(mesh.a.addrs.outbound, "b", "/headers").await.0,
+        StatusCode::OK
+    );
+}
+
+/// The OPA-Envoy "result object" pattern, queried as OPA-Envoy users do.
+#[tokio::test]
+async fn a_decision_object_built_rule_by_rule_decides_and_sets_headers() {
+    let policy = format!(
+        "package envoy.authz\n\ndefault allow := false\n\nallow if input.attributes.source.principal == \"{}\"\n\nresult[\"allowed\"] := allow\n\nresult.headers := {{\"x-ext-auth-allow\": \"yes\"}}\n",
+        id("a")
+    );
+    let app = Backend::start().await;
+    let mesh = Mesh::start_with(
+        app.addr,
+        &[("authz.rego", &policy)],
+        "policy:\n  files: [authz.rego]\n  query: data.envoy.authz.result\n",
+    )
+    .await;
+    let (status, body) = get1(mesh.a.addrs.outbound, "b", "/headers").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(json(&body)["x-ext-auth-allow"], "yes", "{body}");
+    let c = mesh.client("c").await;
+    assert_eq!(
+        get1(c.addrs.outbound, "b", "/headers").await.0,
+        StatusCode::FORBIDDEN
+    );
+}

@@ -116,3 +116,72 @@ fn test_runs_the_example_policies_and_fails_on_a_failing_test() {
     );
     assert!(out.contains("FAIL"), "{out}");
 }
+
+/// `policy check` runs the sidecar's own compile path: what `run` refuses,
+/// `check` refuses (recursion, conflicting complete rules, unsafe
+/// variables), and what it accepts loads.
+#[test]
+fn check_refuses_what_the_sidecar_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "recursive.rego",
+            "package usher.authz\n\nallow if a\n\na if b\n\nb if a\n",
+            "recursion: ",
+        ),
+        (
+            "function.rego",
+            "package usher.authz\n\nf(x) := y if { y := f(x + 1) }\n\nallow if f(1)\n",
+            "recursion: ",
+        ),
+        (
+            "conflict.rego",
+            "package usher.authz\n\nallow := true\n\nallow := false\n",
+            "conflict",
+        ),
+        (
+            "unsafe.rego",
+            "package usher.authz\n\nallow if { x > 1 }\n",
+            "unsafe",
+        ),
+    ];
+    for (name, text, why) in cases {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let (code, out, err) = run(&["policy", "check", file.to_str().unwrap()]);
+        assert_eq!(code, 1, "{name}: {out}{err}");
+        assert!(err.contains(why), "{name}: {err}");
+        let (code, _, err2) = run(&[
+            "policy",
+            "check",
+            "--query",
+            "data.usher.authz.allow",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 1, "{name} with --query: {err2}");
+    }
+    // The result-object pattern, with the query the sidecar would use.
+    let envoy = dir.path().join("envoy.rego");
+    std::fs::write(
+        &envoy,
+        "package envoy.authz\n\ndefault allow := false\n\nallow if input.attributes.request.http.method == \"GET\"\n\nresult[\"allowed\"] := allow\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&[
+        "policy",
+        "check",
+        "--query",
+        "data.envoy.authz.result",
+        envoy.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = run(&[
+        "policy",
+        "check",
+        "--query",
+        "data.envoy.authz.nothing",
+        envoy.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("names no rule"), "{err}");
+}

@@ -236,8 +236,8 @@ fn missing_builtin_reported_at_compile() {
 fn query_must_name_a_rule() {
     for q in [
         "data.usher.authz.nope",
-        "data.usher.authz",
         "data.other.allow",
+        "data.usher.nothing",
     ] {
         let e =
             Policy::compile(&roles_source(), q, RegoVersion::V1, Limits::default()).unwrap_err();
@@ -645,4 +645,116 @@ fn print_does_not_pile_up() {
     for _ in 0..3 {
         assert!(p.evaluate(&request(&h, "GET", "/", None)).allowed);
     }
+}
+
+fn src_query(rego: &str, query: &str) -> Result<Policy, PolicyError> {
+    Policy::compile(&src(rego), query, RegoVersion::V1, Limits::default())
+}
+
+/// OPA-Envoy's "result object" pattern and the other queries OPA accepts
+/// that are not a rule path: evaluated as queries, with OPA's values.
+#[test]
+fn decision_objects_built_rule_by_rule_packages_and_paths_into_rules() {
+    let rego = "package envoy.authz\n\
+default allow := false\n\
+allow if input.attributes.request.http.method == \"GET\"\n\
+result[\"allowed\"] := allow\n\
+result.headers := {\"x-ext-auth-allow\": \"yes\"}\n\
+codes[k] := v if { some k, v in {\"ok\": 200} }\n";
+    let get = json!({"attributes": {"request": {"http": {"method": "GET"}}}});
+    let post = json!({"attributes": {"request": {"http": {"method": "POST"}}}});
+
+    let p = src_query(rego, "data.envoy.authz.result").unwrap();
+    assert_eq!(p.eval_path(), EvalPath::Interpreter);
+    assert_eq!(
+        p.evaluate_json(&get).unwrap(),
+        json!({"allowed": true, "headers": {"x-ext-auth-allow": "yes"}})
+    );
+    let d = p.decide_json(&get);
+    assert!(d.allowed);
+    assert_eq!(d.headers.len(), 1);
+    assert!(!p.decide_json(&post).allowed);
+
+    // A package: an object of its rules.
+    let p = src_query(rego, "data.envoy.authz").unwrap();
+    assert_eq!(
+        p.evaluate_json(&get).unwrap()["result"]["allowed"],
+        json!(true)
+    );
+    // A path into a partial object rule's value.
+    let p = src_query(rego, "data.envoy.authz.codes.ok").unwrap();
+    assert_eq!(p.evaluate_json(&get).unwrap(), json!(200));
+    // A rule path still compiles to the RVM.
+    let p = src_query(rego, "data.envoy.authz.allow").unwrap();
+    assert_eq!(p.eval_path(), EvalPath::Rvm);
+}
+
+#[test]
+fn recursion_is_refused_at_load_with_its_place() {
+    let cases = [
+        ("package usher.authz\nf(x) := y if { y := f(x + 1) }\nallow if f(1)\n", 2),
+        ("package usher.authz\na if b\nb if a\nallow if a\n", 2),
+        ("package usher.authz\nallow if { some x in deny }\ndeny contains y if { some y in allow_list }\nallow_list contains z if { allow; z := 1 }\n", 2),
+    ];
+    for (rego, line) in cases {
+        match compile(rego) {
+            Err(PolicyError::Located {
+                line: l, message, ..
+            }) => {
+                assert_eq!(l, line, "{message}");
+                assert!(message.starts_with("recursion: "), "{message}");
+            }
+            other => panic!("{rego}: {other:?}"),
+        }
+    }
+    // Imports and data paths are followed too.
+    let source = PolicySource {
+        policies: vec![
+            (
+                "a.rego".into(),
+                "package a\nimport data.b\nallow if b.ok\n".into(),
+            ),
+            ("b.rego".into(), "package b\nok if data.a.allow\n".into()),
+        ],
+        data: vec![],
+    };
+    let e =
+        Policy::compile(&source, "data.a.allow", RegoVersion::V1, Limits::default()).unwrap_err();
+    assert!(e.to_string().contains("recursion: "), "{e}");
+    // A local variable named like a rule is no reference to it.
+    compile("package usher.authz\nx := 1\nallow if { x := 2; x == 2 }\n").unwrap();
+}
+
+#[test]
+fn deep_nesting_is_refused_before_parsing() {
+    let rego = format!(
+        "package usher.authz\nallow if {{ x := {}1{}; x }}\n",
+        "[".repeat(20),
+        "]".repeat(20)
+    );
+    let e = compile(&rego).unwrap_err();
+    assert!(e.to_string().contains("nest more than 12 deep"), "{e}");
+}
+
+/// regorus panics in `regex.template_match` when the string is shorter than
+/// the template's literal prefix: a failed evaluation (deny), not a dead
+/// thread; the policy still loads though the warm-up hits it.
+#[test]
+fn a_panic_inside_the_engine_is_a_deny() {
+    let p = compile(
+        "package usher.authz\nallow if regex.template_match(\"/orders/{[0-9]+}\", input.attributes.request.http.path, \"{\", \"}\")\n",
+    )
+    .unwrap();
+    let d = p.decide_json(&json!({"attributes": {"request": {"http": {"path": "/"}}}}));
+    assert!(!d.allowed);
+    assert!(
+        d.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("inside the Rego engine"),
+        "{:?}",
+        d.reason
+    );
+    let d = p.decide_json(&json!({"attributes": {"request": {"http": {"path": "/orders/12"}}}}));
+    assert!(d.allowed, "{:?}", d.reason);
 }

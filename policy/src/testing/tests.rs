@@ -199,7 +199,8 @@ fn check_reports_every_file_with_positions() {
     );
     assert!(check_files(
         &[good.clone(), lib.clone(), uses_lib.clone()],
-        RegoVersion::V1
+        RegoVersion::V1,
+        None
     )
     .is_ok());
 
@@ -213,8 +214,12 @@ fn check_reports_every_file_with_positions() {
         "bad2.rego",
         "package bad2\nallow if input.x = = 1\n",
     );
-    let errors =
-        check_files(&[good.clone(), bad1.clone(), bad2.clone()], RegoVersion::V1).unwrap_err();
+    let errors = check_files(
+        &[good.clone(), bad1.clone(), bad2.clone()],
+        RegoVersion::V1,
+        None,
+    )
+    .unwrap_err();
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(
         errors[0]
@@ -236,7 +241,7 @@ fn check_reports_every_file_with_positions() {
         "unknown.rego",
         "package unknown\nallow if {\n  x := crypto.sha256(\"a\")\n  y := nope(1)\n  x == y\n}\n",
     );
-    let errors = check_files(std::slice::from_ref(&unknown), RegoVersion::V1).unwrap_err();
+    let errors = check_files(std::slice::from_ref(&unknown), RegoVersion::V1, None).unwrap_err();
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(
         errors[0].to_string().starts_with(&format!(
@@ -260,7 +265,7 @@ fn check_reports_every_file_with_positions() {
         "unsafe.rego",
         "package unsafe\nallow if { x > 1 }\n",
     );
-    let errors = check_files(std::slice::from_ref(&unsafe_var), RegoVersion::V1).unwrap_err();
+    let errors = check_files(std::slice::from_ref(&unsafe_var), RegoVersion::V1, None).unwrap_err();
     assert!(
         errors[0]
             .to_string()
@@ -270,9 +275,14 @@ fn check_reports_every_file_with_positions() {
     );
 
     let data = write(dir.path(), "data.json", "[1]");
-    assert_eq!(check_files(&[data], RegoVersion::V1).unwrap_err().len(), 1);
+    assert_eq!(
+        check_files(&[data], RegoVersion::V1, None)
+            .unwrap_err()
+            .len(),
+        1
+    );
     let v0 = write(dir.path(), "v0.rego", "package v0\nallow { true }\n");
-    assert!(check_files(std::slice::from_ref(&v0), RegoVersion::V0).is_ok());
-    assert!(check_files(&[v0], RegoVersion::V1).is_err());
-    assert!(check_files(&[dir.path().join("missing.rego")], RegoVersion::V1).is_err());
+    assert!(check_files(std::slice::from_ref(&v0), RegoVersion::V0, None).is_ok());
+    assert!(check_files(&[v0], RegoVersion::V1, None).is_err());
+    assert!(check_files(&[dir.path().join("missing.rego")], RegoVersion::V1, None).is_err());
 }
