@@ -98,6 +98,37 @@ fn headers(c: &mut Criterion) {
             )
         },
     );
+    // The inbound request rules that replace the rewrite above (and more):
+    // hop-by-hop, upgrade, one host, protected headers in every spelling,
+    // path normalisation.
+    let sanitizer = usher_proxy::sanitize::Sanitizer::default();
+    for (name, path) in [
+        (
+            "sanitize: typical request, path already normal (per request)",
+            "/orders/42?expand=items",
+        ),
+        (
+            "sanitize: path to normalise (%2e%2e, //, %41) (per request)",
+            "/orders/%2e%2e//admin/%41/x?q=1",
+        ),
+    ] {
+        let mut template = Request::get(path).body(()).unwrap();
+        *template.headers_mut() = typical_headers();
+        c.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || {
+                    let mut r = Request::get(template.uri().clone()).body(()).unwrap();
+                    *r.headers_mut() = template.headers().clone();
+                    r
+                },
+                |r| {
+                    sanitizer.apply(r).unwrap();
+                    r.headers_mut().insert(XFCC.clone(), xfcc.clone());
+                },
+                criterion::BatchSize::SmallInput,
+            )
+        });
+    }
     let req = Request::get("/orders/42")
         .header("host", "payments:8080")
         .body(())

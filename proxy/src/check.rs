@@ -69,7 +69,7 @@ fn readable(key: &str, path: &Path, problems: &mut Vec<Problem>) -> bool {
 }
 
 /// The identity key an error is about, found by the file it names.
-fn identity_key(config: &Config, err: &IdentityError) -> &'static str {
+pub(crate) fn identity_key(config: &Config, err: &IdentityError) -> &'static str {
     let id = &config.identity;
     let named = |p: &PathBuf| {
         if *p == id.key {

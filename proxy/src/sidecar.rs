@@ -39,6 +39,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum StartError {
     #[error("identity: {0}")]
     Identity(#[from] IdentityError),
+    /// An identity file named by the config (the key that names it).
+    #[error("key `{key}`: {source}")]
+    IdentityFile {
+        key: &'static str,
+        source: IdentityError,
+    },
     #[error("{0}")]
     Tls(#[from] TlsError),
     #[error("policy: {0}")]
@@ -98,7 +104,12 @@ impl Sidecar {
         let (file_identity, spiffe_id) = match &config.identity.ca {
             Some(ca) => (None, ca.spiffe_id.clone()),
             None => {
-                let loaded = identity::load_identity(&config.identity, &provider)?;
+                let loaded = identity::load_identity(&config.identity, &provider).map_err(
+                    |source| StartError::IdentityFile {
+                        key: crate::check::identity_key(config, &source),
+                        source,
+                    },
+                )?;
                 let id = loaded.spiffe_id.clone();
                 (Some(loaded), id)
             }

@@ -474,6 +474,10 @@ fn run_with_a_missing_certificate_names_the_file() {
         err.contains(path_str(&cert)),
         "names the certificate file: {err}"
     );
+    assert!(
+        err.contains("key `identity.cert`"),
+        "names the config key: {err}"
+    );
     assert!(!stdout(&out).contains("usher ready"), "{}", stdout(&out));
 }
 
