@@ -48,8 +48,11 @@ use crate::engine::PolicyError;
 #[cfg(test)]
 mod tests;
 
-/// Every `io.jwt.*` builtin usher provides, with its number of arguments.
+/// Every builtin usher provides that regorus lacks (`io.jwt.*` and
+/// `crypto.x509.*`), with its number of arguments.
 pub const JWT_BUILTINS: &[(&str, u8)] = &[
+    ("crypto.x509.parse_certificates", 1),
+    ("crypto.x509.parse_and_verify_certificates", 1),
     ("io.jwt.decode", 1),
     ("io.jwt.decode_verify", 2),
     ("io.jwt.verify_rs256", 2),
@@ -134,7 +137,7 @@ impl Alg {
     }
 }
 
-/// Registers every `io.jwt.*` builtin on `engine`.
+/// Registers every builtin of [`JWT_BUILTINS`] on `engine`.
 pub fn register(engine: &mut Engine) -> Result<(), PolicyError> {
     for (name, _) in JWT_BUILTINS {
         register_one(engine, name)?;
@@ -175,6 +178,24 @@ pub(crate) fn register_one(engine: &mut Engine, name: &str) -> Result<(), Policy
                 2,
                 Box::new(|args: Vec<Value>| -> anyhow::Result<Value> {
                     bounded_range(&args, false)
+                }),
+            )
+            .map_err(fail),
+        "crypto.x509.parse_certificates" => engine
+            .add_extension(
+                name.into(),
+                1,
+                Box::new(|args: Vec<Value>| -> anyhow::Result<Value> {
+                    Ok(crate::x509::parse_certificates(&args))
+                }),
+            )
+            .map_err(fail),
+        "crypto.x509.parse_and_verify_certificates" => engine
+            .add_extension(
+                name.into(),
+                1,
+                Box::new(|args: Vec<Value>| -> anyhow::Result<Value> {
+                    Ok(crate::x509::parse_and_verify_certificates(&args))
                 }),
             )
             .map_err(fail),

@@ -13,6 +13,7 @@ mod input;
 mod nesting;
 mod recursion;
 pub mod testing;
+mod x509;
 
 pub use decision::Decision;
 pub use engine::{EvalPath, Limits, Policy, PolicyError, PolicySource, RegoVersion, DEFAULT_QUERY};

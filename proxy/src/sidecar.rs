@@ -104,12 +104,13 @@ impl Sidecar {
         let (file_identity, spiffe_id) = match &config.identity.ca {
             Some(ca) => (None, ca.spiffe_id.clone()),
             None => {
-                let loaded = identity::load_identity(&config.identity, &provider).map_err(
-                    |source| StartError::IdentityFile {
-                        key: crate::check::identity_key(config, &source),
-                        source,
-                    },
-                )?;
+                let loaded =
+                    identity::load_identity(&config.identity, &provider).map_err(|source| {
+                        StartError::IdentityFile {
+                            key: crate::check::identity_key(config, &source),
+                            source,
+                        }
+                    })?;
                 let id = loaded.spiffe_id.clone();
                 (Some(loaded), id)
             }
