@@ -51,6 +51,8 @@ mod tests;
 /// Every builtin usher provides that regorus lacks (`io.jwt.*` and
 /// `crypto.x509.*`), with its number of arguments.
 pub const JWT_BUILTINS: &[(&str, u8)] = &[
+    ("io.jwt.encode_sign", 3),
+    ("io.jwt.encode_sign_raw", 3),
     ("crypto.x509.parse_certificates", 1),
     ("crypto.x509.parse_and_verify_certificates", 1),
     ("io.jwt.decode", 1),
@@ -178,6 +180,24 @@ pub(crate) fn register_one(engine: &mut Engine, name: &str) -> Result<(), Policy
                 2,
                 Box::new(|args: Vec<Value>| -> anyhow::Result<Value> {
                     bounded_range(&args, false)
+                }),
+            )
+            .map_err(fail),
+        "io.jwt.encode_sign" => engine
+            .add_extension(
+                name.into(),
+                3,
+                Box::new(|args: Vec<Value>| -> anyhow::Result<Value> {
+                    Ok(crate::jwt_encode::encode_sign(&args))
+                }),
+            )
+            .map_err(fail),
+        "io.jwt.encode_sign_raw" => engine
+            .add_extension(
+                name.into(),
+                3,
+                Box::new(|args: Vec<Value>| -> anyhow::Result<Value> {
+                    Ok(crate::jwt_encode::encode_sign_raw(&args))
                 }),
             )
             .map_err(fail),

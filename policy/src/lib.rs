@@ -10,6 +10,7 @@ mod decision;
 mod engine;
 mod glob;
 mod input;
+mod jwt_encode;
 mod nesting;
 mod recursion;
 pub mod testing;
