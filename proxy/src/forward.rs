@@ -100,6 +100,7 @@ where
         }
 
         let downstream = hyper::upgrade::on(&mut req);
+        let slot = req.extensions_mut().remove::<crate::serve::TunnelSlot>();
         // What was offered (only configured protocols pass the sanitizer)
         // bounds the metric's protocol label.
         let offered = req.headers().get(http::header::UPGRADE).cloned();
@@ -118,15 +119,28 @@ where
             let protocol = switched.chars().take(64).collect::<String>();
             tracing::info!(target: "usher::audit", direction = self.direction.as_str(), %protocol, "connection upgraded: spliced as an opaque tunnel");
             let upstream = hyper::upgrade::on(&mut resp);
+            // Marked before the 101 goes back, so that the connection's
+            // task waits for the tunnel rather than ending with the upgrade.
+            let slot = slot.unwrap_or_default();
+            slot.started
+                .store(true, std::sync::atomic::Ordering::Release);
             self.tunnels.spawn(async move {
+                let _done = slot.done.clone().drop_guard();
                 let (Ok(down), Ok(up)) = (downstream.await, upstream.await) else {
                     tracing::debug!("upgrade abandoned by one side");
                     return;
                 };
                 let mut down = TokioIo::new(down);
                 let mut up = TokioIo::new(up);
-                if let Err(e) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
-                    tracing::debug!(error = %e, "upgraded connection ended with an error");
+                tokio::select! {
+                    r = tokio::io::copy_bidirectional(&mut down, &mut up) => {
+                        if let Err(e) = r {
+                            tracing::debug!(error = %e, "upgraded connection ended with an error");
+                        }
+                    }
+                    _ = slot.stop.cancelled() => {
+                        tracing::debug!("tunnel closed (idle or shutting down)");
+                    }
                 }
             });
         }

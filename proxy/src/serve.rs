@@ -231,6 +231,18 @@ pub async fn serve_http<I, S, Fut, B>(
         io,
         ops: activity.clone(),
     };
+    // An upgrade request carries the connection's tunnel slot, so that a
+    // spliced tunnel is still this connection: it keeps its place under
+    // max_connections and in the open-connections gauge, and the idle
+    // timeout and shutdown apply to it.
+    let slot = TunnelSlot::default();
+    let request_slot = slot.clone();
+    let service = move |mut req: Request<Incoming>| {
+        if crate::headers::is_upgrade(&req) {
+            req.extensions_mut().insert(request_slot.clone());
+        }
+        service(req)
+    };
     let service = hyper::service::service_fn(service);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
@@ -261,6 +273,40 @@ pub async fn serve_http<I, S, Fut, B>(
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with an error");
     }
+    if !slot.started.load(Ordering::Acquire) {
+        return;
+    }
+    // The connection became a tunnel: wait for it, cutting it when idle or
+    // at shutdown.
+    loop {
+        tokio::select! {
+            _ = slot.done.cancelled() => break,
+            _ = shutdown.cancelled() => {
+                slot.stop.cancel();
+                slot.done.cancelled().await;
+                break;
+            }
+            _ = ticker.tick(), if idle_timeout.is_some() => {
+                let now = activity.load(Ordering::Relaxed);
+                if now == seen {
+                    tracing::debug!("closing an idle tunnel");
+                    slot.stop.cancel();
+                    slot.done.cancelled().await;
+                    break;
+                }
+                seen = now;
+            }
+        }
+    }
+}
+
+/// A connection's tunnel, once an upgrade is spliced: `started` when the
+/// 101 is on its way, `stop` to cut it, `done` when it has ended.
+#[derive(Clone, Default)]
+pub struct TunnelSlot {
+    pub started: Arc<std::sync::atomic::AtomicBool>,
+    pub stop: CancellationToken,
+    pub done: CancellationToken,
 }
 
 /// Counts I/O operations that moved bytes, for the idle timeout.

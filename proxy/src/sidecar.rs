@@ -319,6 +319,7 @@ impl Sidecar {
                 config.outbound.upgrades.clone(),
                 None,
                 vec![crate::headers::XFCC.clone()],
+                Vec::new(),
             ),
         );
         {
@@ -412,10 +413,16 @@ fn inbound_sanitizer(config: &Config) -> Sanitizer {
             );
         }
     }
+    let prefixes = if inbound.trust_forwarded_headers {
+        Vec::new()
+    } else {
+        vec![crate::sanitize::FORWARDED_PREFIX]
+    };
     Sanitizer::new(
         inbound.upgrades.clone(),
         Some(inbound.path_normalization.options()),
         protected,
+        prefixes,
     )
 }
 

@@ -433,3 +433,59 @@ async fn a_peer_cannot_remove_or_forge_claim_headers() {
     );
     assert!(!seen.contains_key("x_user_id"), "{body}");
 }
+
+/// Tokens usher does not verify must not reach the app: two values, a
+/// second location, other spellings of the scheme are refused (or, for
+/// another scheme, left alone); underscore spellings are removed.
+#[tokio::test]
+async fn a_token_usher_did_not_verify_never_reaches_the_app() {
+    let app = Backend::start().await;
+    let rs = signer(Algorithm::RS256, "rs");
+    let mesh = mesh(app.addr, &jwks(&[&rs]), false).await;
+    let good = sign(&rs, &claims("alice", "user"));
+    let forged = format!("{}.c2ln", good.rsplit_once('.').unwrap().0);
+    let cases: [(&str, Vec<(&str, String)>); 4] = [
+        (
+            "two values",
+            vec![
+                ("authorization", format!("Bearer {good}")),
+                ("authorization", format!("Bearer {forged}")),
+            ],
+        ),
+        (
+            "Basic then Bearer",
+            vec![
+                ("authorization", "Basic Zm9vOmJhcg==".to_string()),
+                ("authorization", format!("Bearer {forged}")),
+            ],
+        ),
+        (
+            "a tab after the scheme",
+            vec![("authorization", format!("Bearer\t{forged}"))],
+        ),
+        (
+            "no space after the scheme",
+            vec![("authorization", format!("Bearer{forged}"))],
+        ),
+    ];
+    for (why, headers) in cases {
+        let extra: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, _, body) = call(&mesh, "/headers", None, &extra).await;
+        assert_eq!(status, 401, "{why}: {body}");
+    }
+    // Another scheme is the app's business; underscore spellings go.
+    let (status, _, body) = call(
+        &mesh,
+        "/headers",
+        None,
+        &[
+            ("authorization", "Basic Zm9vOmJhcg=="),
+            ("x_user_id", "mallory"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let seen: HashMap<String, String> = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen["authorization"], "Basic Zm9vOmJhcg==");
+    assert!(!seen.contains_key("x_user_id"), "{body}");
+}

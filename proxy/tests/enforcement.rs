@@ -9,6 +9,7 @@
 mod support;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use http::StatusCode;
 use support::backend::Backend;
@@ -448,4 +449,117 @@ async fn peers_from_other_trust_domains_are_refused_unless_configured() {
             "{metrics}"
         );
     }
+}
+
+/// A spliced WebSocket tunnel is still a connection: it counts under
+/// `max_connections`, and the idle timeout closes it.
+#[tokio::test]
+async fn tunnels_count_as_connections_and_close_when_idle() {
+    use tokio::io::AsyncReadExt;
+    let app = Backend::start().await;
+    let pki = Pki::new();
+    let b_dir = pki.dir.path().join("b");
+    std::fs::create_dir_all(&b_dir).unwrap();
+    let certs = pki.issue("b-certs", &id("b"));
+    let b = start_sidecar(&write_config_with(
+        &b_dir,
+        &certs,
+        app.addr,
+        &[],
+        "  max_connections: 2\n  idle_timeout: 1s\n",
+        "",
+    ))
+    .await;
+    let peer = MeshPeer::new(&pki, "frontend", b.addrs.inbound);
+    let mut tunnels = Vec::new();
+    for _ in 0..2 {
+        let mut tls = peer.tls_h1().await;
+        tls.write_all(b"GET /upgrade HTTP/1.1\r\nHost: b\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+            .await
+            .unwrap();
+        let (status, _) = read_response(&mut tls).await;
+        assert_eq!(status, 101);
+        tls.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        tls.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"ping");
+        tunnels.push(tls);
+    }
+    // Both slots are held by tunnels: a third connection is refused.
+    let third = peer
+        .try_h1("GET /headers HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+        .await;
+    assert!(third.is_err(), "a third connection was served: {third:?}");
+    // Idle tunnels are closed by the idle timeout (1 s), then a new
+    // connection is served.
+    for mut tls in tunnels {
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "tunnel still open: {read:?}"
+        );
+    }
+    let served = support::wait_until(Duration::from_secs(10), || async {
+        peer.try_h1("GET /headers HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+            .await
+            .is_ok_and(|(status, _)| status == 200)
+    })
+    .await;
+    assert!(served, "a connection is served once the tunnels are gone");
+}
+
+/// The connection pools are keyed by the destination, never by a host the
+/// caller makes up: many authorities, one connection.
+#[tokio::test]
+async fn made_up_hosts_do_not_open_a_connection_each() {
+    let app = Backend::start().await;
+    let mesh = Mesh::start(app.addr).await;
+    let peer = MeshPeer::new(&mesh.pki, "frontend", mesh.b.addrs.inbound);
+    for i in 0..20 {
+        let req = http::Request::get(format!("https://h{i}.example/headers"))
+            .body(())
+            .unwrap();
+        let (status, body) = peer.h2(req).await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, _) = peer
+            .h1(&format!("GET http://abs{i}.example/headers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+            .await;
+        assert_eq!(status, 200);
+    }
+    let to_app = app.accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        to_app <= 2,
+        "{to_app} connections to the app for 40 requests"
+    );
+
+    // Outbound: every port spelling of host b takes route b, one pool.
+    let mut tcp = TcpStream::connect(mesh.a.addrs.outbound).await.unwrap();
+    for i in 0..20 {
+        tcp.write_all(
+            format!(
+                "GET http://b:{}/headers HTTP/1.1\r\nHost: b\r\n\r\n",
+                1000 + i
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let (status, body) = read_response(&mut tcp).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let metrics = support::client::get1(mesh.b.addrs.admin, "admin", "/metrics")
+        .await
+        .1;
+    let accepted: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("usher_connections_total{direction=\"inbound\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    // 40 peer connections above, plus a's pool (one or two).
+    assert!(
+        accepted <= 42.0,
+        "{accepted} inbound connections: {metrics}"
+    );
 }

@@ -29,11 +29,14 @@ async fn h2c_only_app() -> SocketAddr {
             tokio::spawn(async move {
                 let svc =
                     hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        // The caller's host comes in x-forwarded-host; the
+                        // :authority is the app's own address.
                         let host = req
-                            .uri()
-                            .authority()
-                            .map(|a| a.to_string())
-                            .unwrap_or_default();
+                            .headers()
+                            .get("x-forwarded-host")
+                            .and_then(|h| h.to_str().ok())
+                            .unwrap_or_default()
+                            .to_string();
                         let text = format!("{:?} {host} {}", req.version(), req.uri().path());
                         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
                     });

@@ -55,15 +55,46 @@ where
         for h in &shared.output_headers {
             req.headers_mut().remove(h);
         }
-        let found = shared
-            .locations
-            .iter()
-            .enumerate()
-            .find_map(|(i, (name, prefix))| {
-                let value = req.headers().get(name)?.to_str().ok()?;
-                let token = strip_prefix_ci(value, prefix)?;
-                Some((i, token.trim().to_owned()))
-            });
+        // Underscore spellings of a token header reach CGI/WSGI apps as
+        // the header itself, unverified: removed.
+        strip_underscored(req.headers_mut(), &shared.locations);
+        // Every location is looked at: at most one token, in one value of
+        // one header. A value that starts with the scheme but is no
+        // well-formed credential is a malformed token, not "no token", so
+        // that nothing the app might read as a token passes unverified.
+        let mut found: Option<(usize, String)> = None;
+        let mut refused: Option<Reject> = None;
+        for (i, (name, prefix)) in shared.locations.iter().enumerate() {
+            let mut values = req.headers().get_all(name).iter();
+            let Some(value) = values.next() else {
+                continue;
+            };
+            if values.next().is_some() {
+                refused = Some(Reject::Ambiguous);
+                break;
+            }
+            match extract(value.as_bytes(), prefix) {
+                Extracted::Token(t) => {
+                    if found.is_some() {
+                        refused = Some(Reject::Ambiguous);
+                        break;
+                    }
+                    found = Some((i, t));
+                }
+                Extracted::Malformed => refused = refused.or(Some(Reject::Malformed)),
+                Extracted::NotOurs => {}
+            }
+        }
+        if let Some(reason) = refused {
+            tracing::warn!(
+                target: "usher::audit",
+                peer = %self.conn.peer,
+                reason = reason.as_str(),
+                "request refused: invalid token"
+            );
+            shared.metrics.authn_failure(reason.label());
+            return Either::Left(ready(Ok(unauthorized(Some(reason)))));
+        }
         let Some((location, token)) = found else {
             if shared.required {
                 tracing::warn!(
@@ -118,14 +149,57 @@ where
     }
 }
 
-/// `Bearer abc` with prefix `Bearer `: the scheme is case-insensitive.
-fn strip_prefix_ci<'a>(value: &'a str, prefix: &str) -> Option<&'a str> {
-    if prefix.is_empty() {
-        return Some(value);
+enum Extracted {
+    Token(String),
+    /// Starts like a credential of this location's scheme, but is not one.
+    Malformed,
+    /// Another scheme (`Basic ...`): not a token for usher.
+    NotOurs,
+}
+
+/// The token in `value` for a location with `prefix` (`Bearer `): the
+/// scheme case-insensitively, then one or more spaces or tabs (RFC 9110
+/// §11.4), then the token; with an empty prefix, the whole value.
+fn extract(value: &[u8], prefix: &str) -> Extracted {
+    let scheme = prefix.trim_end().as_bytes();
+    let spaced = scheme.len() < prefix.len();
+    let rest = if scheme.is_empty() {
+        value
+    } else {
+        match value.get(..scheme.len()) {
+            Some(head) if head.eq_ignore_ascii_case(scheme) => &value[scheme.len()..],
+            _ => return Extracted::NotOurs,
+        }
+    };
+    if spaced && !matches!(rest.first(), Some(b' ' | b'\t')) {
+        return Extracted::Malformed;
     }
-    let head = value.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &value[prefix.len()..])
+    let token = rest.trim_ascii();
+    match std::str::from_utf8(token) {
+        Ok(t) if !t.is_empty() && t.is_ascii() => Extracted::Token(t.to_owned()),
+        _ => Extracted::Malformed,
+    }
+}
+
+/// Removes `x_jwt` where `x-jwt` is a token location.
+fn strip_underscored(headers: &mut http::HeaderMap, locations: &[(http::HeaderName, String)]) {
+    let doomed = |k: &http::HeaderName| {
+        let k = k.as_str().as_bytes();
+        k.contains(&b'_')
+            && locations.iter().any(|(n, _)| {
+                let n = n.as_str().as_bytes();
+                n.len() == k.len()
+                    && n.iter()
+                        .zip(k)
+                        .all(|(a, b)| a == b || (*a == b'-' && *b == b'_'))
+            })
+    };
+    if headers.keys().any(doomed) {
+        let names: Vec<http::HeaderName> = headers.keys().filter(|k| doomed(k)).cloned().collect();
+        for name in names {
+            headers.remove(name);
+        }
+    }
 }
 
 /// A claim as a header value: strings as they are, anything else as JSON.

@@ -31,6 +31,9 @@ pub enum Reject {
     NotYetValid,
     WrongAudience,
     MissingClaim,
+    /// More than one token (two values, or two locations): which one the
+    /// app would read is not known.
+    Ambiguous,
 }
 
 impl Reject {
@@ -48,6 +51,7 @@ impl Reject {
             Reject::NotYetValid => "token not yet valid",
             Reject::WrongAudience => "wrong audience",
             Reject::MissingClaim => "required claim missing",
+            Reject::Ambiguous => "more than one token",
         }
     }
 
@@ -66,6 +70,7 @@ impl Reject {
             Reject::NotYetValid => "not_yet_valid",
             Reject::WrongAudience => "wrong_audience",
             Reject::MissingClaim => "missing_claim",
+            Reject::Ambiguous => "ambiguous",
         }
     }
 }

@@ -42,6 +42,9 @@ use crate::forward::Upstream;
 use crate::ratelimit::{RateLimit, RateLimits};
 use crate::respond::{ProxyBody, ProxyError};
 use crate::sanitize::Sanitizer;
+
+static X_FORWARDED_HOST: http::header::HeaderName =
+    http::header::HeaderName::from_static("x-forwarded-host");
 use crate::telemetry::{ConnMetrics, Direction, Peer, Telemetry};
 
 /// One accepted, verified mTLS connection: the target every inbound layer
@@ -208,32 +211,31 @@ impl tower::Service<Request<RequestBody>> for ToApp {
         let conn = self.conn.clone();
         let shared = self.shared.clone();
         Box::pin(async move {
-            // Keep the caller's authority for the app (virtual hosting);
-            // the connector always dials the configured app address.
-            // HTTP/2 carries the caller's authority in the URI (kept, a
-            // cheap clone); HTTP/1 carries it in Host, which goes on as is,
-            // so the URI only needs the app's (pre-parsed, no per-request
-            // parsing) for the pool.
+            // The connection pool is keyed by the URI's authority: always
+            // the app's own (pre-parsed), never the caller's, or a caller
+            // could open a connection to the app per host name it makes up.
+            // The caller's host (checked by the sanitiser, the one the
+            // policy saw) reaches an HTTP/1.1 app in Host; an HTTP/2 app
+            // gets the app's address as `:authority` and the caller's host
+            // in `x-forwarded-host` (usher's own: callers' are removed).
             let mut req = req;
-            let authority = match shared.app_protocol.version_for(&req) {
-                // HTTP/1.1 → HTTP/2: `:authority` from Host (checked by
-                // the sanitiser), which goes.
-                Version::HTTP_2 if req.version() != Version::HTTP_2 => {
-                    *req.version_mut() = Version::HTTP_2;
-                    let host = req.headers_mut().remove(HOST);
-                    host.and_then(|h| Authority::try_from(h.as_bytes()).ok())
-                        .unwrap_or_else(|| shared.app_authority.clone())
-                }
-                version => {
-                    // HTTP/2 → HTTP/1.1: the client sets Host from the
-                    // URI's authority.
-                    *req.version_mut() = version;
-                    req.uri()
-                        .authority()
-                        .cloned()
-                        .unwrap_or_else(|| shared.app_authority.clone())
-                }
+            let version = shared.app_protocol.version_for(&req);
+            let caller_host = match req.uri().authority() {
+                Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+                None => req.headers().get(HOST).cloned(),
             };
+            *req.version_mut() = version;
+            match (version, caller_host) {
+                (Version::HTTP_2, Some(host)) => {
+                    req.headers_mut().remove(HOST);
+                    req.headers_mut().insert(X_FORWARDED_HOST.clone(), host);
+                }
+                (_, Some(host)) => {
+                    req.headers_mut().insert(HOST, host);
+                }
+                (_, None) => {}
+            }
+            let authority = shared.app_authority.clone();
             let forward = shared.upstream.forward(req, Scheme::HTTP, authority);
             let Ok(result) = tokio::time::timeout(shared.request_timeout, forward).await else {
                 let err = ProxyError::AppTimeout(shared.request_timeout);

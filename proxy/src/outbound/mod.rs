@@ -112,13 +112,12 @@ impl Outbound {
         mut req: Request<Incoming>,
         route: &Route,
     ) -> Result<Response<Incoming>, ProxyError> {
-        // The URI's authority (HTTP/2, absolute-form) is kept; an HTTP/1
-        // request's Host goes on as is, and the route's pre-parsed authority
-        // keys the connection pool (no per-request parsing).
-        let authority: Authority = match req.uri().authority() {
-            Some(a) => a.clone(),
-            None => route.authority.clone(),
-        };
+        // The route's pre-parsed authority keys the connection pool, never
+        // the request's (`b:1001`, `b:1002`... all take route `b`: one pool,
+        // not a connection per spelling). An HTTP/1 request's Host (made
+        // the one host by the sanitiser) goes on as is; an HTTP/2 request's
+        // `:authority` becomes the route's host.
+        let authority: Authority = route.authority.clone();
         // The app is inside the trust boundary, but identity headers are
         // only ever set by the receiving sidecar.
         headers::strip_spoofable(req.headers_mut());

@@ -29,16 +29,24 @@ use crate::headers;
 
 static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 
-/// Headers that say where a request came from. A mesh peer could write
-/// anything in them, so they are removed unless configured as trusted.
+/// Headers that say where a request came from, or change what it means
+/// to some frameworks (the path: IIS/Symfony's `X-Original-URL`; the
+/// method: method-override middleware), which the policy does not see. A
+/// mesh peer could write anything in them, so they are removed unless
+/// configured as trusted; so is every `X-Forwarded-*` header
+/// ([`FORWARDED_PREFIX`]: `-User`, `-Email`, `-Prefix`, `-Uri`...).
 pub static FORWARDED: &[&str] = &[
     "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-port",
-    "x-forwarded-proto",
     "x-real-ip",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
 ];
+
+/// Every header starting with this is removed with [`FORWARDED`].
+pub const FORWARDED_PREFIX: &str = "x-forwarded-";
 
 /// Why a request was refused before any check ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +65,8 @@ pub enum Refusal {
     UpgradeNotAllowed,
     #[error("CONNECT is not allowed")]
     Connect,
+    #[error("the method must be written in upper case")]
+    MethodCase,
 }
 
 impl Refusal {
@@ -75,6 +85,7 @@ impl Refusal {
             Refusal::DuplicateHost | Refusal::HostMismatch | Refusal::InvalidHost => "invalid_host",
             Refusal::UpgradeNotAllowed => "upgrade_not_allowed",
             Refusal::Connect => "connect_not_allowed",
+            Refusal::MethodCase => "invalid_method",
         }
     }
 }
@@ -89,6 +100,8 @@ pub struct Sanitizer {
     path: Option<PathOptions>,
     /// Removed in every spelling.
     protected: Vec<HeaderName>,
+    /// Names starting with one of these (in every spelling) are removed.
+    protected_prefixes: Vec<&'static str>,
 }
 
 impl Default for Sanitizer {
@@ -101,15 +114,19 @@ impl Default for Sanitizer {
             upgrades: vec!["websocket".into()],
             path: Some(PathOptions::default()),
             protected,
+            protected_prefixes: vec![FORWARDED_PREFIX],
         }
     }
 }
 
 impl Sanitizer {
+    /// `protected_prefixes`: names starting with one of these are removed
+    /// too (lower-case, `-` separated).
     pub fn new(
         upgrades: Vec<String>,
         path: Option<PathOptions>,
         protected: Vec<HeaderName>,
+        protected_prefixes: Vec<&'static str>,
     ) -> Self {
         let mut unique: Vec<HeaderName> = Vec::with_capacity(protected.len());
         for name in protected {
@@ -121,6 +138,7 @@ impl Sanitizer {
             upgrades,
             path,
             protected: unique,
+            protected_prefixes,
         }
     }
 
@@ -128,6 +146,16 @@ impl Sanitizer {
     pub fn apply<B>(&self, req: &mut Request<B>) -> Result<(), Refusal> {
         if req.method() == Method::CONNECT {
             return Err(Refusal::Connect);
+        }
+        // `delete` is not `DELETE` to the policy, but some frameworks
+        // upper-case it (Django, Werkzeug): refused rather than guessed.
+        let method = req.method().as_str();
+        if method.bytes().any(|b| b.is_ascii_lowercase())
+            && STANDARD_METHODS
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(method))
+        {
+            return Err(Refusal::MethodCase);
         }
         let upgrade = self.upgrade(req)?;
         let h = req.headers_mut();
@@ -181,34 +209,77 @@ impl Sanitizer {
             h.remove(name);
         }
         // `x_forwarded_client_cert` reaches a CGI/WSGI app as the same
-        // variable as `x-forwarded-client-cert`.
-        let underscored = |k: &HeaderName| {
-            let k = k.as_str();
-            k.contains('_')
-                && self.protected.iter().any(|p| {
-                    let p = p.as_str();
-                    p.len() == k.len()
-                        && p.bytes()
-                            .zip(k.bytes())
-                            .all(|(a, b)| a == b || (a == b'-' && b == b'_'))
-                })
+        // variable as `x-forwarded-client-cert`: `_` counts as `-`.
+        let same = |a: u8, b: u8| a == b || (a == b'-' && b == b'_');
+        let doomed = |k: &HeaderName| {
+            let k = k.as_str().as_bytes();
+            let prefixed = self
+                .protected_prefixes
+                .iter()
+                .any(|p| k.len() >= p.len() && p.bytes().zip(k.iter()).all(|(a, b)| same(a, *b)));
+            prefixed
+                || (k.contains(&b'_')
+                    && self.protected.iter().any(|p| {
+                        let p = p.as_str().as_bytes();
+                        p.len() == k.len() && p.iter().zip(k).all(|(a, b)| same(*a, *b))
+                    }))
         };
-        if h.keys().any(underscored) {
-            let doomed: Vec<HeaderName> = h.keys().filter(|k| underscored(k)).cloned().collect();
-            for name in doomed {
+        if h.keys().any(doomed) {
+            let names: Vec<HeaderName> = h.keys().filter(|k| doomed(k)).cloned().collect();
+            for name in names {
                 h.remove(name);
             }
         }
     }
 }
 
-/// Host syntax as far as a sidecar needs it: a registered name or IP
-/// literal and an optional port. No userinfo, no percent, no list.
+const STANDARD_METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// `host[:port]` (RFC 3986): a registered name or IPv4 address of
+/// unreserved characters, or an IPv6 literal in brackets; a port of 1 to 5
+/// digits up to 65535. No userinfo, no percent-encoding, no list.
 fn valid_host(host: &[u8]) -> bool {
-    !host.is_empty()
-        && host.iter().all(|&b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':' | b'[' | b']')
-        })
+    let (name, port) = if host.first() == Some(&b'[') {
+        let Some(end) = host.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let inside = &host[1..end];
+        if inside.is_empty()
+            || !inside
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        match &host[end + 1..] {
+            [] => return true,
+            [b':', port @ ..] => (&host[..0], Some(port)),
+            _ => return false,
+        }
+    } else {
+        match host.iter().position(|&b| b == b':') {
+            Some(i) => (&host[..i], Some(&host[i + 1..])),
+            None => (host, None),
+        }
+    };
+    let port_ok = port.is_none_or(|p| {
+        (1..=5).contains(&p.len())
+            && p.iter().all(u8::is_ascii_digit)
+            && std::str::from_utf8(p)
+                .ok()
+                .and_then(|p| p.parse::<u32>().ok())
+                .is_some_and(|n| n <= 65535)
+    });
+    let name_ok = host.first() == Some(&b'[') || (!name.is_empty() && unreserved(name));
+    port_ok && name_ok
+}
+
+/// Letters, digits, `-._~`.
+fn unreserved(s: &[u8]) -> bool {
+    s.iter()
+        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 fn one_host<B>(req: &mut Request<B>) -> Result<(), Refusal> {
@@ -276,9 +347,25 @@ fn normalize_path<B>(req: &mut Request<B>, opts: &PathOptions) -> Result<(), Ref
     let Some(pq) = req.uri().path_and_query() else {
         return Ok(());
     };
-    let normal = match path::normalize(pq.path(), opts).map_err(Refusal::Path)? {
-        std::borrow::Cow::Borrowed(_) => return Ok(()),
-        std::borrow::Cow::Owned(p) => p,
+    let path = pq.path();
+    // `OPTIONS *` is the one target that is not a path; `http://b?/x`
+    // has an empty one, which is `/` (RFC 9112 §3.2.1).
+    if path == "*" {
+        return if req.method() == Method::OPTIONS {
+            Ok(())
+        } else {
+            Err(Refusal::Path(PathError::NotAbsolute))
+        };
+    }
+    let normal = if path.is_empty() {
+        "/".to_string()
+    } else if !path.starts_with('/') {
+        return Err(Refusal::Path(PathError::NotAbsolute));
+    } else {
+        match path::normalize(path, opts).map_err(Refusal::Path)? {
+            std::borrow::Cow::Borrowed(_) => return Ok(()),
+            std::borrow::Cow::Owned(p) => p,
+        }
     };
     let mut target = normal;
     if let Some(q) = pq.query() {

@@ -61,6 +61,8 @@ pub enum PathError {
     Backslash,
     #[error("the path has a dot segment with parameters")]
     DotSegmentParameter,
+    #[error("the request target is not an absolute path")]
+    NotAbsolute,
 }
 
 /// The normalised form of `path` (no query), borrowed when nothing changes.

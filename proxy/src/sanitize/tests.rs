@@ -140,9 +140,94 @@ fn path_is_rewritten_query_kept() {
 
 #[test]
 fn outbound_rules_leave_the_path_alone() {
-    let s = Sanitizer::new(vec!["websocket".into()], None, vec![headers::XFCC.clone()]);
+    let s = Sanitizer::new(
+        vec!["websocket".into()],
+        None,
+        vec![headers::XFCC.clone()],
+        vec![],
+    );
     let mut r = h1(&[("host", "b"), ("x-forwarded-for", "1.2.3.4")], "/a/../b");
     s.apply(&mut r).unwrap();
     assert_eq!(r.uri(), "/a/../b");
     assert_eq!(r.headers()["x-forwarded-for"], "1.2.3.4");
+}
+
+#[test]
+fn hosts_follow_the_uri_grammar() {
+    for ok in [
+        "b",
+        "b:8080",
+        "orders.shop.svc:65535",
+        "10.0.0.1:80",
+        "[::1]",
+        "[::1]:443",
+        "a_b~c",
+    ] {
+        assert!(valid_host(ok.as_bytes()), "{ok}");
+    }
+    for bad in [
+        "b:1:2:3",
+        "admin.internal:x",
+        "b:99999",
+        "::",
+        "a]b",
+        ":80",
+        "b:",
+        "[]",
+        "[x]",
+        "a b",
+        "u@b",
+        "b:123456",
+    ] {
+        assert!(!valid_host(bad.as_bytes()), "{bad}");
+    }
+}
+
+#[test]
+fn lower_case_standard_methods_and_odd_targets_are_refused() {
+    let s = Sanitizer::default();
+    let mut r = Request::builder()
+        .method("delete")
+        .uri("/orders/1")
+        .header("host", "b")
+        .body(())
+        .unwrap();
+    assert_eq!(s.apply(&mut r), Err(Refusal::MethodCase));
+    // An extension method of its own is fine.
+    let mut r = Request::builder()
+        .method("purge")
+        .uri("/x")
+        .header("host", "b")
+        .body(())
+        .unwrap();
+    s.apply(&mut r).unwrap();
+    // `*` only for OPTIONS; an empty path is `/`.
+    let mut r = h1(&[("host", "b")], "*");
+    assert_eq!(s.apply(&mut r), Err(Refusal::Path(PathError::NotAbsolute)));
+    let mut r = Request::options("*").header("host", "b").body(()).unwrap();
+    s.apply(&mut r).unwrap();
+    let mut r = h1(&[], "http://b?/admin");
+    s.apply(&mut r).unwrap();
+    assert_eq!(r.uri().path(), "/");
+    assert_eq!(r.uri().query(), Some("/admin"));
+}
+
+#[test]
+fn every_x_forwarded_header_and_override_headers_are_removed() {
+    let s = Sanitizer::default();
+    let mut r = h1(
+        &[
+            ("host", "b"),
+            ("x-forwarded-user", "admin"),
+            ("X_Forwarded_Email", "a@b"),
+            ("x-forwarded-prefix", "/evil"),
+            ("x-original-url", "/admin"),
+            ("x-http-method-override", "DELETE"),
+            ("x-forwardedness", "kept"),
+        ],
+        "/",
+    );
+    s.apply(&mut r).unwrap();
+    let names: Vec<&str> = r.headers().keys().map(|k| k.as_str()).collect();
+    assert_eq!(names, ["host", "x-forwardedness"]);
 }

@@ -182,6 +182,42 @@ impl MeshPeer {
             .unwrap()
     }
 
+    /// A TLS connection with ALPN http/1.1, for a test to drive by hand.
+    pub async fn tls_h1(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
+        self.tls(&self.config).await
+    }
+
+    /// Like [`MeshPeer::h1`], but a refused connection (closed at accept,
+    /// handshake cut) is an error, not a panic.
+    pub async fn try_h1(&self, raw: &str) -> Result<(u16, String), String> {
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut tls = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio_rustls::TlsConnector::from(self.config.clone())
+                .connect(ServerName::try_from("usher").unwrap(), tcp),
+        )
+        .await
+        .map_err(|_| "handshake timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+        tls.write_all(raw.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        let head = tokio::time::timeout(Duration::from_secs(5), read_head(&mut tls, &mut buf))
+            .await
+            .map_err(|_| "no response".to_string())?
+            .ok_or_else(|| "closed".to_string())?;
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("no status in {head:?}"))?;
+        Ok((status, head))
+    }
+
     /// Sends `raw` (a whole HTTP/1.1 request) and reads one response.
     pub async fn h1(&self, raw: &str) -> (u16, String) {
         let mut tls = self.tls(&self.config).await;
