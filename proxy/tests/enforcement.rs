@@ -40,6 +40,32 @@ allow if {{
     )
 }
 
+/// A lone sidecar b in front of `app` (with `inbound_extra` in its
+/// `inbound:` section, `extra` appended, the test policy file beside it),
+/// and a mesh peer calling it.
+async fn lone_b(
+    app: SocketAddr,
+    inbound_extra: &str,
+    extra: &str,
+) -> (Pki, usher_proxy::Sidecar, MeshPeer) {
+    let pki = Pki::new();
+    let b_dir = pki.dir.path().join("b");
+    std::fs::create_dir_all(&b_dir).unwrap();
+    std::fs::write(b_dir.join("authz.rego"), policy()).unwrap();
+    let certs = pki.issue("b-certs", &id("b"));
+    let b = start_sidecar(&write_config_with(
+        &b_dir,
+        &certs,
+        app,
+        &[],
+        inbound_extra,
+        extra,
+    ))
+    .await;
+    let peer = MeshPeer::new(&pki, "frontend", b.addrs.inbound);
+    (pki, b, peer)
+}
+
 async fn guarded_mesh(app: SocketAddr, b_extra: &str) -> Mesh {
     let extra = format!("{POLICY}{b_extra}");
     Mesh::start_with(app, &[("authz.rego", &policy())], &extra).await
@@ -108,21 +134,12 @@ async fn upgrades_that_are_not_configured_are_refused_and_the_policy_sees_the_ot
 async fn the_policy_can_deny_an_allowed_upgrade_by_its_header() {
     // `forbidden-proto` is allowed by config; the policy denies it.
     let pki_app = EchoApp::start().await;
-    let pki = Pki::new();
-    let b_dir = pki.dir.path().join("b");
-    std::fs::create_dir_all(&b_dir).unwrap();
-    std::fs::write(b_dir.join("authz.rego"), policy()).unwrap();
-    let certs = pki.issue("b-certs", &id("b"));
-    let b = start_sidecar(&write_config_with(
-        &b_dir,
-        &certs,
+    let (_pki, _b, peer) = lone_b(
         pki_app.addr,
-        &[],
         "  upgrades: [websocket, forbidden-proto]\n",
         POLICY,
-    ))
+    )
     .await;
-    let peer = MeshPeer::new(&pki, "frontend", b.addrs.inbound);
     let (status, body) = peer
         .h1("GET /orders/1 HTTP/1.1\r\nHost: b\r\nUpgrade: forbidden-proto\r\nConnection: upgrade\r\n\r\n")
         .await;
@@ -186,20 +203,7 @@ async fn identity_and_forwarded_headers_are_removed_in_every_spelling() {
 #[tokio::test]
 async fn forwarded_headers_pass_when_trusted() {
     let app = EchoApp::start().await;
-    let pki = Pki::new();
-    let b_dir = pki.dir.path().join("b");
-    std::fs::create_dir_all(&b_dir).unwrap();
-    let certs = pki.issue("b-certs", &id("b"));
-    let b = start_sidecar(&write_config_with(
-        &b_dir,
-        &certs,
-        app.addr,
-        &[],
-        "  trust_forwarded_headers: true\n",
-        "",
-    ))
-    .await;
-    let peer = MeshPeer::new(&pki, "frontend", b.addrs.inbound);
+    let (_pki, _b, peer) = lone_b(app.addr, "  trust_forwarded_headers: true\n", "").await;
     let (status, body) = peer
         .h1("GET /x HTTP/1.1\r\nHost: b\r\nX-Forwarded-For: 10.0.0.1\r\nx_forwarded_client_cert: forged\r\nConnection: close\r\n\r\n")
         .await;
@@ -301,20 +305,12 @@ async fn route_rate_limits_see_the_normalised_path() {
 #[tokio::test]
 async fn path_normalisation_can_be_relaxed_for_apps_that_need_raw_paths() {
     let app = EchoApp::start().await;
-    let pki = Pki::new();
-    let b_dir = pki.dir.path().join("b");
-    std::fs::create_dir_all(&b_dir).unwrap();
-    let certs = pki.issue("b-certs", &id("b"));
-    let b = start_sidecar(&write_config_with(
-        &b_dir,
-        &certs,
+    let (_pki, _b, peer) = lone_b(
         app.addr,
-        &[],
         "  path_normalization:\n    merge_slashes: false\n    escaped_slashes: keep\n",
         "",
-    ))
+    )
     .await;
-    let peer = MeshPeer::new(&pki, "frontend", b.addrs.inbound);
     let (status, body) = peer
         .h1("GET //files/a%2fb/../c HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
         .await;
@@ -457,20 +453,7 @@ async fn peers_from_other_trust_domains_are_refused_unless_configured() {
 async fn tunnels_count_as_connections_and_close_when_idle() {
     use tokio::io::AsyncReadExt;
     let app = Backend::start().await;
-    let pki = Pki::new();
-    let b_dir = pki.dir.path().join("b");
-    std::fs::create_dir_all(&b_dir).unwrap();
-    let certs = pki.issue("b-certs", &id("b"));
-    let b = start_sidecar(&write_config_with(
-        &b_dir,
-        &certs,
-        app.addr,
-        &[],
-        "  max_connections: 2\n  idle_timeout: 1s\n",
-        "",
-    ))
-    .await;
-    let peer = MeshPeer::new(&pki, "frontend", b.addrs.inbound);
+    let (_pki, _b, peer) = lone_b(app.addr, "  max_connections: 2\n  idle_timeout: 1s\n", "").await;
     let mut tunnels = Vec::new();
     for _ in 0..2 {
         let mut tls = peer.tls_h1().await;
