@@ -35,6 +35,16 @@ pub enum TestOutcome {
     Fail,
     /// The evaluation failed; the message says where and why.
     Error(String),
+    /// A `todo_test_*` rule: not run, reported.
+    Skipped,
+}
+
+/// How `usher policy test` runs, as `opa test` does.
+#[derive(Clone, Debug, Default)]
+pub struct TestOptions {
+    /// `--run`: only tests whose full name (`data.pkg.test_x`) matches this
+    /// regular expression.
+    pub run: Option<String>,
 }
 
 /// One `test_*` rule's result.
@@ -77,40 +87,79 @@ impl TestReport {
     pub fn error_count(&self) -> usize {
         self.count(|o| matches!(o, TestOutcome::Error(_)))
     }
-}
 
-/// `opa test`'s layout: one line per test, a rule, then the counts.
-impl fmt::Display for TestReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    pub fn skip_count(&self) -> usize {
+        self.count(|o| *o == TestOutcome::Skipped)
+    }
+
+    /// `opa test`'s exit status: 0 when every test passed (skipped ones
+    /// too, with `zero_on_skipped`), 2 otherwise, 1 when no test ran.
+    pub fn exit_code(&self, zero_on_skipped: bool) -> u8 {
         if self.results.is_empty() {
-            return writeln!(f, "no tests found (rules named test_*)");
+            return 1;
+        }
+        let ok = self.results.iter().all(|r| match r.outcome {
+            TestOutcome::Pass => true,
+            TestOutcome::Skipped => zero_on_skipped,
+            _ => false,
+        });
+        if ok {
+            0
+        } else {
+            2
+        }
+    }
+
+    /// The report as `opa test` prints it: with `verbose` every test, else
+    /// only those that did not pass; then the counts.
+    pub fn render(&self, verbose: bool) -> String {
+        let mut out = String::new();
+        if self.results.is_empty() {
+            out.push_str("no tests found (rules named test_*)\n");
+            return out;
         }
         for r in &self.results {
+            if !verbose && r.outcome == TestOutcome::Pass {
+                continue;
+            }
             let took =
                 Duration::from_micros(u64::try_from(r.duration.as_micros()).unwrap_or(u64::MAX));
             let word = match r.outcome {
                 TestOutcome::Pass => "PASS",
                 TestOutcome::Fail => "FAIL",
                 TestOutcome::Error(_) => "ERROR",
+                TestOutcome::Skipped => "SKIPPED",
             };
-            writeln!(f, "{}.{}: {word} ({took:?})", r.package, r.name)?;
+            if r.outcome == TestOutcome::Skipped {
+                out.push_str(&format!("{}.{}: {word}\n", r.package, r.name));
+            } else {
+                out.push_str(&format!("{}.{}: {word} ({took:?})\n", r.package, r.name));
+            }
             if let TestOutcome::Error(e) = &r.outcome {
-                writeln!(f, "  {e}")?;
+                out.push_str(&format!("  {e}\n"));
             }
         }
-        writeln!(f, "{}", "-".repeat(80))?;
+        out.push_str(&"-".repeat(80));
+        out.push('\n');
         let total = self.results.len();
-        let (pass, fail, error) = (self.pass_count(), self.fail_count(), self.error_count());
-        if pass > 0 {
-            writeln!(f, "PASS: {pass}/{total}")?;
+        for (word, n) in [
+            ("PASS", self.pass_count()),
+            ("FAIL", self.fail_count()),
+            ("SKIPPED", self.skip_count()),
+            ("ERROR", self.error_count()),
+        ] {
+            if n > 0 {
+                out.push_str(&format!("{word}: {n}/{total}\n"));
+            }
         }
-        if fail > 0 {
-            writeln!(f, "FAIL: {fail}/{total}")?;
-        }
-        if error > 0 {
-            writeln!(f, "ERROR: {error}/{total}")?;
-        }
-        Ok(())
+        out
+    }
+}
+
+/// The verbose report (`opa test -v`): every test, a rule, the counts.
+impl fmt::Display for TestReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render(true))
     }
 }
 
@@ -160,6 +209,24 @@ fn collect(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>), PolicyErro
 
 /// Runs every `test_*` rule found in `paths` (see the module docs).
 pub fn run(paths: &[PathBuf], version: RegoVersion) -> Result<TestReport, PolicyError> {
+    run_with(paths, version, &TestOptions::default())
+}
+
+/// [`run`] with `opa test`'s options; `todo_test_*` rules are reported as
+/// skipped.
+pub fn run_with(
+    paths: &[PathBuf],
+    version: RegoVersion,
+    options: &TestOptions,
+) -> Result<TestReport, PolicyError> {
+    let filter = match &options.run {
+        Some(pattern) => Some(regex::Regex::new(pattern).map_err(|e| {
+            PolicyError::Compile(format!(
+                "--run {pattern:?} is not a regular expression: {e}"
+            ))
+        })?),
+        None => None,
+    };
     let (rego, data) = collect(paths)?;
     if rego.is_empty() {
         return Err(PolicyError::Compile(format!(
@@ -189,16 +256,29 @@ pub fn run(paths: &[PathBuf], version: RegoVersion) -> Result<TestReport, Policy
         };
         let package = format!("data.{package}");
         for (name, span) in analysis::rule_names(module) {
-            if name.starts_with("test_")
-                && !tests.iter().any(|(p, n, _)| *p == package && *n == name)
-            {
+            let is_test = name.starts_with("test_") || name.starts_with("todo_test_");
+            let selected = filter
+                .as_ref()
+                .is_none_or(|f| f.is_match(&format!("{package}.{name}")));
+            if is_test && selected && !tests.iter().any(|(p, n, _)| *p == package && *n == name) {
                 let location = format!("{}:{}", span.source.get_path(), span.line);
                 tests.push((package.clone(), name, location));
             }
         }
     }
-    let Some((package, name, _)) = tests.first() else {
-        return Ok(TestReport::default());
+    let Some((package, name, _)) = tests.iter().find(|(_, n, _)| n.starts_with("test_")) else {
+        // Nothing to run: every selected test is a todo (or none is).
+        let results = tests
+            .into_iter()
+            .map(|(package, name, location)| TestResult {
+                package,
+                name,
+                outcome: TestOutcome::Skipped,
+                duration: Duration::ZERO,
+                location,
+            })
+            .collect();
+        return Ok(TestReport { results });
     };
     // Prepare once (analysis errors surface here), not in every clone.
     engine
@@ -207,6 +287,16 @@ pub fn run(paths: &[PathBuf], version: RegoVersion) -> Result<TestReport, Policy
 
     let mut report = TestReport::default();
     for (package, name, location) in tests {
+        if name.starts_with("todo_test_") {
+            report.results.push(TestResult {
+                package,
+                name,
+                outcome: TestOutcome::Skipped,
+                duration: Duration::ZERO,
+                location,
+            });
+            continue;
+        }
         let mut e = engine.clone();
         let start = Instant::now();
         let r = e.eval_rule(format!("{package}.{name}"));

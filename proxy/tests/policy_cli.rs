@@ -109,12 +109,51 @@ fn test_runs_the_example_policies_and_fails_on_a_failing_test() {
     )
     .unwrap();
     let (code, out, err) = run(&["policy", "test", dir.path().to_str().unwrap()]);
-    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(code, 2, "a failing test exits 2, as opa test: {out}{err}");
     assert!(
-        out.contains("test_alice") && out.contains("test_bob"),
+        out.contains("data.t.test_bob: FAIL") && !out.contains("test_alice: PASS"),
+        "without -v only what did not pass: {out}"
+    );
+    assert!(
+        out.contains("PASS: 1/2") && out.contains("FAIL: 1/2"),
         "{out}"
     );
-    assert!(out.contains("FAIL"), "{out}");
+    let (_, out, _) = run(&["policy", "test", "-v", dir.path().to_str().unwrap()]);
+    assert!(
+        out.contains("data.t.test_alice: PASS ("),
+        "-v lists every test: {out}"
+    );
+}
+
+/// `opa test`'s conventions: todo_test_ skipped (exit 2 unless -z),
+/// `--run` selects by full name, a bad pattern is an error (exit 1).
+#[test]
+fn test_follows_opa_test_conventions() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.rego"),
+        "package t\n\nallow if input.user == \"alice\"\n\ntest_alice if allow with input as {\"user\": \"alice\"}\n\ntest_bob_denied if not allow with input as {\"user\": \"bob\"}\n\ntodo_test_carol if false\n",
+    )
+    .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let (code, out, _) = run(&["policy", "test", path]);
+    assert_eq!(code, 2, "a skipped test exits 2 without -z: {out}");
+    assert!(out.contains("data.t.todo_test_carol: SKIPPED"), "{out}");
+    assert!(
+        out.contains("PASS: 2/3") && out.contains("SKIPPED: 1/3"),
+        "{out}"
+    );
+    let (code, out, _) = run(&["policy", "test", "-z", path]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = run(&["policy", "test", "--run", "t\\.test_bob", "-v", path]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("test_bob_denied: PASS") && !out.contains("test_alice"),
+        "{out}"
+    );
+    let (code, _, err) = run(&["policy", "test", "--run", "(", path]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a regular expression"), "{err}");
 }
 
 /// `policy check` runs the sidecar's own compile path: what `run` refuses,

@@ -130,9 +130,13 @@ pub enum CliError {
     Usage(String),
     #[error("{0}")]
     Runtime(String),
-    /// The command ran and the answer is "no" (policy errors, failed tests).
+    /// The command ran and the answer is "no" (policy errors).
     #[error("{0}")]
     Failed(String),
+    /// `usher policy test`: a test failed, errored or was skipped (exit 2,
+    /// as `opa test`).
+    #[error("some policy tests did not pass")]
+    TestsFailed,
 }
 
 /// The command-line spelling of what a CA error asks for.
@@ -150,6 +154,7 @@ impl CliError {
             // A JWKS file named by the config that is missing or not a key
             // set is a config error like any other, not a start failure.
             CliError::Start(crate::sidecar::StartError::Authn(_)) => 2,
+            CliError::TestsFailed => 2,
             _ => 1,
         }
     }

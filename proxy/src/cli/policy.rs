@@ -68,11 +68,23 @@ The input has the OPA-Envoy shape (input.attributes.source.principal, input.attr
     },
     /// Run every `test_*` rule in the given files and folders, like `opa test`.
     #[command(after_help = "Example:\n  usher policy test examples/policies/\n\n\
-Loads .rego files (folders recursively) and .json/.yaml data files; prints PASS/FAIL per\n\
-test and a summary; exit status 1 on any failure or error.")]
+Loads .rego files (folders recursively) and .json/.yaml data files; prints the tests that\n\
+did not pass (-v: every test) and the counts. todo_test_* rules are skipped. Exit status,\n\
+as opa test: 0 all passed, 2 a test failed, errored or was skipped (unless -z), 1 no test\n\
+ran or the files do not load.")]
     Test {
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
+        /// Only the tests whose full name (data.pkg.test_x) matches this
+        /// regular expression.
+        #[arg(long, short, value_name = "REGEX")]
+        run: Option<String>,
+        /// Every test's result, not only those that did not pass.
+        #[arg(long, short)]
+        verbose: bool,
+        /// Skipped (todo_test_*) tests do not make the exit status 2.
+        #[arg(long, short = 'z')]
+        exit_zero_on_skipped: bool,
         #[arg(long, value_enum, default_value_t = RegoVersionArg::V1)]
         rego_version: RegoVersionArg,
     },
@@ -141,15 +153,19 @@ pub fn run(cmd: PolicyCommand) -> Result<(), CliError> {
         }
         PolicyCommand::Test {
             paths,
+            run,
+            verbose,
+            exit_zero_on_skipped,
             rego_version,
         } => {
-            let report =
-                usher_policy::testing::run(&paths, rego_version.into()).map_err(policy_err)?;
-            print!("{report}");
-            if report.passed() {
-                Ok(())
-            } else {
-                Err(CliError::Failed("some policy tests failed".into()))
+            let options = usher_policy::testing::TestOptions { run };
+            let report = usher_policy::testing::run_with(&paths, rego_version.into(), &options)
+                .map_err(policy_err)?;
+            print!("{}", report.render(verbose));
+            match report.exit_code(exit_zero_on_skipped) {
+                0 => Ok(()),
+                1 => Err(CliError::Failed("no policy tests ran".into())),
+                _ => Err(CliError::TestsFailed),
             }
         }
     }
