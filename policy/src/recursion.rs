@@ -209,19 +209,30 @@ fn declared_in_query(q: &Query, out: &mut HashSet<String>) {
             Literal::SomeVars { vars, .. } => {
                 out.extend(vars.iter().map(|v| v.text().to_string()));
             }
-            Literal::SomeIn { key, value, .. } => {
+            Literal::SomeIn {
+                key,
+                value,
+                collection,
+                ..
+            } => {
                 if let Some(k) = key {
                     collect_vars(k, out);
                 }
                 collect_vars(value, out);
+                declared_in_comprehensions(collection, out);
             }
             Literal::Every {
-                key, value, query, ..
+                key,
+                value,
+                domain,
+                query,
+                ..
             } => {
                 if let Some(k) = key {
                     out.insert(k.text().to_string());
                 }
                 out.insert(value.text().to_string());
+                declared_in_comprehensions(domain, out);
                 declared_in_query(query, out);
             }
             Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => {
@@ -233,8 +244,54 @@ fn declared_in_query(q: &Query, out: &mut HashSet<String>) {
                 {
                     collect_vars(lhs, out);
                 }
+                declared_in_comprehensions(expr, out);
             }
         }
+    }
+}
+
+/// Variables declared inside the comprehensions of an expression
+/// (`[u | some u in input.users]`): locals too, though a rule may bear the
+/// name.
+fn declared_in_comprehensions(e: &Expr, out: &mut HashSet<String>) {
+    match e {
+        Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+            declared_in_query(query, out);
+            declared_in_comprehensions(term, out);
+        }
+        Expr::ObjectCompr {
+            key, value, query, ..
+        } => {
+            declared_in_query(query, out);
+            declared_in_comprehensions(key, out);
+            declared_in_comprehensions(value, out);
+        }
+        Expr::Array { items, .. } | Expr::Set { items, .. } => {
+            for i in items {
+                declared_in_comprehensions(i, out);
+            }
+        }
+        Expr::Object { fields, .. } => {
+            for (_, k, v) in fields {
+                declared_in_comprehensions(k, out);
+                declared_in_comprehensions(v, out);
+            }
+        }
+        Expr::Call { params, .. } => {
+            for p in params {
+                declared_in_comprehensions(p, out);
+            }
+        }
+        Expr::UnaryExpr { expr, .. } => declared_in_comprehensions(expr, out),
+        Expr::BinExpr { lhs, rhs, .. }
+        | Expr::BoolExpr { lhs, rhs, .. }
+        | Expr::ArithExpr { lhs, rhs, .. }
+        | Expr::AssignExpr { lhs, rhs, .. } => {
+            declared_in_comprehensions(lhs, out);
+            declared_in_comprehensions(rhs, out);
+        }
+        Expr::Membership { collection, .. } => declared_in_comprehensions(collection, out),
+        _ => {}
     }
 }
 

@@ -721,8 +721,17 @@ fn recursion_is_refused_at_load_with_its_place() {
     let e =
         Policy::compile(&source, "data.a.allow", RegoVersion::V1, Limits::default()).unwrap_err();
     assert!(e.to_string().contains("recursion: "), "{e}");
-    // A local variable named like a rule is no reference to it.
+    // A local variable named like a rule is no reference to it, in a body
+    // or in a comprehension.
     compile("package usher.authz\nx := 1\nallow if { x := 2; x == 2 }\n").unwrap();
+    compile(
+        "package usher.authz\nuser := u if { u := [user | user := input.users[_]][0] }\nallow if user == \"a\"\n",
+    )
+    .unwrap();
+    compile(
+        "package usher.authz\nnames contains n if { some n in {names | names := input.xs[_]} }\nallow if count(names) > 0\n",
+    )
+    .unwrap();
 }
 
 #[test]
