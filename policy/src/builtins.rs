@@ -48,8 +48,9 @@ use crate::engine::PolicyError;
 #[cfg(test)]
 mod tests;
 
-/// Every builtin usher provides that regorus lacks (`io.jwt.*` and
-/// `crypto.x509.*`), with its number of arguments.
+/// Every builtin usher provides that regorus lacks (`io.jwt.*`,
+/// `crypto.x509.*`, and those of [`crate::more_builtins`]), with its number
+/// of arguments.
 pub const JWT_BUILTINS: &[(&str, u8)] = &[
     ("io.jwt.encode_sign", 3),
     ("io.jwt.encode_sign_raw", 3),
@@ -70,6 +71,16 @@ pub const JWT_BUILTINS: &[(&str, u8)] = &[
     ("io.jwt.verify_hs256", 2),
     ("io.jwt.verify_hs384", 2),
     ("io.jwt.verify_hs512", 2),
+    ("crypto.sha256", 1),
+    ("crypto.sha1", 1),
+    ("crypto.hmac.sha256", 2),
+    ("crypto.hmac.sha1", 2),
+    ("crypto.hmac.sha512", 2),
+    ("crypto.hmac.equal", 2),
+    ("net.cidr_intersects", 2),
+    ("net.cidr_merge", 1),
+    ("net.cidr_contains_matches", 2),
+    ("array.flatten", 1),
 ];
 
 /// Builtins regorus has but usher replaces: with bounded versions (a
@@ -152,6 +163,20 @@ pub(crate) fn register_one(engine: &mut Engine, name: &str) -> Result<(), Policy
     let fail = |e: anyhow::Error| PolicyError::Compile(format!("cannot register {name}: {e}"));
     // Extensions must be Clone (regorus clones them with the engine): plain
     // closures over Copy data.
+    // crypto.sha256, crypto.hmac.*, net.cidr_merge, array.flatten...: a
+    // function pointer each.
+    if let Some(f) = crate::more_builtins::function(name) {
+        let Some((_, nargs)) = JWT_BUILTINS.iter().find(|(n, _)| *n == name) else {
+            return Err(PolicyError::Compile(format!("no builtin {name}")));
+        };
+        return engine
+            .add_extension(
+                name.into(),
+                *nargs,
+                Box::new(move |args: Vec<Value>| -> anyhow::Result<Value> { Ok(f(&args)) }),
+            )
+            .map_err(fail);
+    }
     match name {
         "io.jwt.decode" => engine
             .add_extension(
@@ -336,7 +361,7 @@ fn b64url(part: &str, what: &str) -> Result<Vec<u8>, JwtError> {
         .map_err(|e| JwtError(format!("JWT {what} had invalid encoding: {e}")))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

@@ -11,6 +11,7 @@ mod engine;
 mod glob;
 mod input;
 mod jwt_encode;
+mod more_builtins;
 mod nesting;
 mod recursion;
 pub mod testing;

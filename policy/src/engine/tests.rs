@@ -213,7 +213,7 @@ fn syntax_error_with_file_line_col() {
 fn missing_builtin_reported_at_compile() {
     // Anywhere in the policy, even where the warm-up inputs never go.
     for call in [
-        "crypto.sha256(input.cert)",
+        "net.lookup_ip_addr(input.host)",
         "not_a_function(1)",
         "http.send({})",
     ] {
