@@ -220,20 +220,22 @@ impl tower::Service<Request<RequestBody>> for ToApp {
             // in `x-forwarded-host` (usher's own: callers' are removed).
             let mut req = req;
             let version = shared.app_protocol.version_for(&req);
-            let caller_host = match req.uri().authority() {
-                Some(a) => HeaderValue::from_str(a.as_str()).ok(),
-                None => req.headers().get(HOST).cloned(),
-            };
             *req.version_mut() = version;
-            match (version, caller_host) {
-                (Version::HTTP_2, Some(host)) => {
-                    req.headers_mut().remove(HOST);
+            let from_uri = || {
+                req.uri()
+                    .authority()
+                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            };
+            if version == Version::HTTP_2 {
+                let host = from_uri().or_else(|| req.headers_mut().remove(HOST));
+                req.headers_mut().remove(HOST);
+                if let Some(host) = host {
                     req.headers_mut().insert(X_FORWARDED_HOST.clone(), host);
                 }
-                (_, Some(host)) => {
-                    req.headers_mut().insert(HOST, host);
-                }
-                (_, None) => {}
+            } else if let Some(host) = from_uri() {
+                // From an HTTP/2 caller; an HTTP/1 caller's Host is already
+                // the one host (the sanitiser saw to it).
+                req.headers_mut().insert(HOST, host);
             }
             let authority = shared.app_authority.clone();
             let forward = shared.upstream.forward(req, Scheme::HTTP, authority);
