@@ -43,6 +43,8 @@ use x509_parser::oid_registry::{
 use x509_parser::prelude::FromDer as _;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
+use std::time::Duration;
+
 use crate::engine::PolicyError;
 
 #[cfg(test)]
@@ -52,6 +54,7 @@ mod tests;
 /// `crypto.x509.*`, and those of [`crate::more_builtins`]), with its number
 /// of arguments.
 pub const JWT_BUILTINS: &[(&str, u8)] = &[
+    ("http.send", 1),
     ("io.jwt.encode_sign", 3),
     ("io.jwt.encode_sign_raw", 3),
     ("crypto.x509.parse_certificates", 1),
@@ -226,6 +229,7 @@ pub(crate) fn register_one(engine: &mut Engine, name: &str) -> Result<(), Policy
                 }),
             )
             .map_err(fail),
+        "http.send" => register_http_send(engine, crate::http_send::MAX_TIMEOUT),
         "crypto.x509.parse_certificates" => engine
             .add_extension(
                 name.into(),
@@ -286,6 +290,20 @@ pub(crate) fn register_one(engine: &mut Engine, name: &str) -> Result<(), Policy
                 .map_err(fail)
         }
     }
+}
+
+/// `http.send`, its calls capped at `cap` (the evaluation timeout when a
+/// policy is compiled).
+pub(crate) fn register_http_send(engine: &mut Engine, cap: Duration) -> Result<(), PolicyError> {
+    engine
+        .add_extension(
+            "http.send".into(),
+            1,
+            Box::new(move |args: Vec<Value>| -> anyhow::Result<Value> {
+                Ok(crate::http_send::send(&args, cap))
+            }),
+        )
+        .map_err(|e| PolicyError::Compile(format!("cannot register http.send: {e}")))
 }
 
 /// Checks, once, that jsonwebtoken has exactly one crypto backend (it would

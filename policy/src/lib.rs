@@ -9,6 +9,7 @@ pub mod builtins;
 mod decision;
 mod engine;
 mod glob;
+mod http_send;
 mod input;
 mod jwt_encode;
 mod more_builtins;

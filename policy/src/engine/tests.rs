@@ -215,7 +215,7 @@ fn missing_builtin_reported_at_compile() {
     for call in [
         "net.lookup_ip_addr(input.host)",
         "not_a_function(1)",
-        "http.send({})",
+        "crypto.md5(input.host)",
     ] {
         let rego = format!(
             "package usher.authz\n\nallow if {{\n    input.attributes.request.http.method == \"NEVER\"\n    x := {call}\n    x\n}}\n"
