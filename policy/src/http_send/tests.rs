@@ -522,5 +522,8 @@ fn calls_are_capped_by_the_evaluation_timeout() {
     let d = p.decide_json(&json!({}));
     let took = start.elapsed();
     assert!(!d.allowed);
-    assert!(took < Duration::from_secs(3), "waited {took:?} for a 300 ms budget");
+    assert!(
+        took < Duration::from_secs(3),
+        "waited {took:?} for a 300 ms budget"
+    );
 }

@@ -286,3 +286,23 @@ fn check_reports_every_file_with_positions() {
     assert!(check_files(&[v0], RegoVersion::V1, None).is_err());
     assert!(check_files(&[dir.path().join("missing.rego")], RegoVersion::V1, None).is_err());
 }
+
+/// `with` replaces a user function (by a value or another function) and a
+/// regorus builtin, as `opa test` suites do to mock time and lookups.
+#[test]
+fn with_replaces_functions_and_builtins() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "p.rego",
+        "package t\n\nis_admin(u) if u == \"root\"\n\nallow if is_admin(input.user)\n\nfresh if time.now_ns() < 10\n",
+    );
+    write(
+        dir.path(),
+        "p_test.rego",
+        "package t\n\ntest_value if allow with input.user as \"bob\" with is_admin as true\n\nmock(_) := true\n\ntest_function if allow with input.user as \"bob\" with is_admin as mock\n\ntest_time if fresh with time.now_ns as 5\n\ntest_unmocked if not allow with input.user as \"bob\"\n",
+    );
+    let report = run(&[dir.path().to_path_buf()], RegoVersion::V1).unwrap();
+    assert!(report.passed(), "{report}");
+    assert_eq!(report.pass_count(), 4, "{report}");
+}
