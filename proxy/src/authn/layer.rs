@@ -183,23 +183,13 @@ fn extract(value: &[u8], prefix: &str) -> Extracted {
 
 /// Removes `x_jwt` where `x-jwt` is a token location.
 fn strip_underscored(headers: &mut http::HeaderMap, locations: &[(http::HeaderName, String)]) {
-    let doomed = |k: &http::HeaderName| {
-        let k = k.as_str().as_bytes();
-        k.contains(&b'_')
-            && locations.iter().any(|(n, _)| {
-                let n = n.as_str().as_bytes();
-                n.len() == k.len()
-                    && n.iter()
-                        .zip(k)
-                        .all(|(a, b)| a == b || (*a == b'-' && *b == b'_'))
-            })
-    };
-    if headers.keys().any(doomed) {
-        let names: Vec<http::HeaderName> = headers.keys().filter(|k| doomed(k)).cloned().collect();
-        for name in names {
-            headers.remove(name);
-        }
-    }
+    crate::sanitize::remove_where(headers, |k| {
+        let k = k.as_str();
+        k.contains('_')
+            && locations
+                .iter()
+                .any(|(n, _)| crate::sanitize::spelled_as(n.as_str(), k))
+    });
 }
 
 /// A claim as a header value: strings as they are, anything else as JSON.

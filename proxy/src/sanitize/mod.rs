@@ -208,27 +208,35 @@ impl Sanitizer {
         for name in &self.protected {
             h.remove(name);
         }
-        // `x_forwarded_client_cert` reaches a CGI/WSGI app as the same
-        // variable as `x-forwarded-client-cert`: `_` counts as `-`.
-        let same = |a: u8, b: u8| a == b || (a == b'-' && b == b'_');
         let doomed = |k: &HeaderName| {
-            let k = k.as_str().as_bytes();
-            let prefixed = self
-                .protected_prefixes
+            let k = k.as_str();
+            self.protected_prefixes
                 .iter()
-                .any(|p| k.len() >= p.len() && p.bytes().zip(k.iter()).all(|(a, b)| same(a, *b)));
-            prefixed
-                || (k.contains(&b'_')
-                    && self.protected.iter().any(|p| {
-                        let p = p.as_str().as_bytes();
-                        p.len() == k.len() && p.iter().zip(k).all(|(a, b)| same(*a, *b))
-                    }))
+                .any(|p| k.len() >= p.len() && spelled_as(p, &k[..p.len()]))
+                || (k.contains('_') && self.protected.iter().any(|p| spelled_as(p.as_str(), k)))
         };
-        if h.keys().any(doomed) {
-            let names: Vec<HeaderName> = h.keys().filter(|k| doomed(k)).cloned().collect();
-            for name in names {
-                h.remove(name);
-            }
+        remove_where(h, doomed);
+    }
+}
+
+/// Whether `spelled` is `name` with `_` written for any of its `-`:
+/// `x_forwarded_client_cert` reaches a CGI/WSGI/PHP app as the same
+/// variable as `x-forwarded-client-cert`. Both lower case (header names).
+pub fn spelled_as(name: &str, spelled: &str) -> bool {
+    name.len() == spelled.len()
+        && name
+            .bytes()
+            .zip(spelled.bytes())
+            .all(|(a, b)| a == b || (a == b'-' && b == b'_'))
+}
+
+/// Removes every header `doomed` picks. The common case, none, allocates
+/// nothing.
+pub fn remove_where(h: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
+    if h.keys().any(&doomed) {
+        let names: Vec<HeaderName> = h.keys().filter(|k| doomed(k)).cloned().collect();
+        for name in names {
+            h.remove(name);
         }
     }
 }
