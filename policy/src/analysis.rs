@@ -20,6 +20,15 @@ pub(crate) struct Scan {
     pub calls: Vec<CallSite>,
     /// Last segment of every user-defined function (`f` for `a.b.f(x)`).
     pub functions: HashSet<String>,
+    /// `(package, target)` of every `with` modifier whose target is a plain
+    /// reference outside `data` and `input` (a function or builtin), e.g.
+    /// `("authz_test", "http.send")`.
+    pub with_targets: Vec<(String, String)>,
+    /// A construct regorus' RVM evaluates differently from OPA (and from
+    /// the interpreter), when the policy has one: the RVM is then not used.
+    pub rvm_hazard: Option<&'static str>,
+    /// The package of the module being walked.
+    package: String,
 }
 
 impl Scan {
@@ -89,6 +98,7 @@ fn ref_base(e: &Expr) -> &Expr {
 pub(crate) fn scan(modules: &[Ref<Module>]) -> Scan {
     let mut s = Scan::default();
     for m in modules {
+        s.package = ref_path(&m.package.refr).unwrap_or_default();
         for rule in &m.policy {
             s.rule(rule);
         }
@@ -176,6 +186,12 @@ impl Scan {
                 }
             }
             for w in &stmt.with_mods {
+                if let Some(target) = ref_path(&w.refr) {
+                    let root = target.split(['.', '[']).next().unwrap_or_default();
+                    if root != "data" && root != "input" {
+                        self.with_targets.push((self.package.clone(), target));
+                    }
+                }
                 self.expr(&w.refr);
                 self.expr(&w.r#as);
             }
@@ -208,6 +224,11 @@ impl Scan {
             Expr::ObjectCompr {
                 key, value, query, ..
             } => {
+                // The RVM keeps one value of a key given two, where OPA
+                // fails with "object keys must be unique".
+                self.rvm_hazard.get_or_insert(
+                    "an object comprehension (the RVM does not refuse duplicate keys)",
+                );
                 self.expr(key);
                 self.expr(value);
                 self.query(query);
@@ -245,6 +266,12 @@ impl Scan {
                 collection,
                 ..
             } => {
+                if key.is_some() {
+                    // `k, v in xs`: the RVM does not compare the key.
+                    self.rvm_hazard.get_or_insert(
+                        "a `key, value in collection` test (the RVM ignores the key)",
+                    );
+                }
                 if let Some(k) = key {
                     self.expr(k);
                 }

@@ -9,7 +9,9 @@
 //!   its own `RegoVM` for the policy in a thread-local (a VM is not `Clone`,
 //!   and evaluation needs `&mut`), so there is no lock on the hot path.
 //! - **Interpreter** otherwise (the RVM refuses `with`, `walk`, extensions
-//!   such as `io.jwt.*`, and some rule shapes): a prepared `Engine` template
+//!   such as `io.jwt.*`, and some rule shapes; and usher does not use it
+//!   for object comprehensions and `key, value in xs` tests, which it
+//!   evaluates differently from OPA): a prepared `Engine` template
 //!   is cloned per evaluation (cheap: its parts are reference-counted).
 //!
 //! Measured numbers are in `policy/README.md`.
@@ -32,7 +34,7 @@ use regorus::{Engine, LimitError, Value};
 use crate::builtins::{self, BOUNDED_BUILTINS, JWT_BUILTINS};
 use crate::decision::Decision;
 use crate::input::{BodyInput, RequestInput};
-use crate::{analysis, nesting, recursion};
+use crate::{analysis, future_imports, nesting, recursion, with_shim};
 
 #[cfg(test)]
 mod tests;
@@ -264,7 +266,10 @@ pub(crate) fn build_engine(
     engine.set_strict_builtin_errors(false);
     for (path, text) in &source.policies {
         engine
-            .add_policy(path.clone(), text.clone())
+            .add_policy(
+                path.clone(),
+                future_imports::drop_redundant(text).into_owned(),
+            )
             .map_err(|e| regorus_error(&e, path))?;
     }
     for (path, value) in &source.data {
@@ -297,14 +302,21 @@ pub(crate) fn build_engine(
     if let Some(c) = scan.unknown(&provided).next() {
         return Err(unknown_function(c));
     }
+    let mocked = |name: &str| scan.with_targets.iter().any(|(_, t)| t == name);
     for (name, _) in JWT_BUILTINS.iter().chain(BOUNDED_BUILTINS) {
-        if scan.calls_any(&[name]) {
+        if scan.calls_any(&[name]) || mocked(name) {
             if *name == "http.send" {
                 builtins::register_http_send(&mut engine, timeout)?;
             } else {
                 builtins::register_one(&mut engine, name)?;
             }
         }
+    }
+    // `with http.send as …`: see with_shim.
+    for (path, text) in with_shim::shims(&scan.with_targets, JWT_BUILTINS) {
+        engine
+            .add_policy(path.clone(), text)
+            .map_err(|e| regorus_error(&e, &path))?;
     }
     Ok((engine, scan))
 }
@@ -360,6 +372,8 @@ pub struct Policy {
     template: Engine,
     /// The query is not a rule path: evaluated as a query (no RVM).
     by_query: bool,
+    /// Packages added for `with` on usher's builtins, hidden from results.
+    shim_packages: with_shim::ShimPackages,
     rvm: Option<Rvm>,
     rvm_unavailable: Option<String>,
     /// Threads' cached evaluators hold a `Weak` of this: once the policy is
@@ -441,6 +455,10 @@ impl Policy {
             Err(e) => return Err(query_err(e)),
         };
         let by_query = compiled.is_none();
+        let shim_packages = with_shim::ShimPackages::new(
+            engine.get_modules(),
+            &with_shim::shims(&scan.with_targets, JWT_BUILTINS),
+        );
 
         // Warm-up: the first evaluation prepares what is left; an error that
         // does not depend on the input is reported now.
@@ -496,7 +514,8 @@ impl Policy {
             .chain(BOUNDED_BUILTINS)
             .map(|(n, _)| *n)
             .collect();
-        let rvm = if let Some(compiled) = compiled.filter(|_| !scan.calls_any(&extensions)) {
+        let rvm_ok = !scan.calls_any(&extensions) && scan.rvm_hazard.is_none();
+        let rvm = if let Some(compiled) = compiled.filter(|_| rvm_ok) {
             match Compiler::compile_from_policy(&compiled, &[query]) {
                 Err(e) => {
                     rvm_unavailable = Some(format!("the RVM compiler refused it: {e}"));
@@ -532,6 +551,9 @@ impl Policy {
         } else if by_query {
             rvm_unavailable = Some("the query is not a rule path (evaluated as a query)".into());
             None
+        } else if let Some(hazard) = scan.rvm_hazard {
+            rvm_unavailable = Some(format!("the policy has {hazard}"));
+            None
         } else {
             rvm_unavailable = Some("the policy calls builtins usher supplies as extensions".into());
             None
@@ -550,6 +572,7 @@ impl Policy {
             limits,
             template: engine,
             by_query,
+            shim_packages,
             rvm,
             rvm_unavailable,
             alive: Arc::new(()),
@@ -642,6 +665,12 @@ impl Policy {
     fn eval_value(&self, input: Value) -> Result<Value, Failure> {
         let start = Instant::now();
         self.with_evaluator(|ev| ev.run(input, &self.query))
+            .map(|mut v| {
+                if self.by_query && !self.shim_packages.is_empty() {
+                    self.shim_packages.prune(&self.query, &mut v);
+                }
+                v
+            })
             .map_err(|(limit, text)| {
                 if limit || start.elapsed() >= self.limits.eval_timeout {
                     Failure::Timeout

@@ -8,6 +8,7 @@ mod analysis;
 pub mod builtins;
 mod decision;
 mod engine;
+mod future_imports;
 mod glob;
 mod http_send;
 mod input;
@@ -16,6 +17,7 @@ mod more_builtins;
 mod nesting;
 mod recursion;
 pub mod testing;
+mod with_shim;
 mod x509;
 
 pub use decision::Decision;

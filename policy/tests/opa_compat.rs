@@ -434,3 +434,59 @@ fn opa_compat() {
     );
     assert!(total > 0, "opa-compat: no case ran");
 }
+
+/// The `opa_test_*` cases are test files written for `opa test`; their query
+/// is the test package, so OPA recorded which test rules are true. Here the
+/// same files go through `usher policy test` (`testing::run`): a test passes
+/// exactly when OPA's rule is true, fails when OPA's is absent (undefined or
+/// false), and `todo_test_*` rules are skipped, as `opa test` does.
+#[test]
+fn opa_test_cases_run_as_opa_test_runs_them() {
+    let cases_dir = compat_dir().join("cases");
+    let mut ran = 0;
+    for dir in std::fs::read_dir(&cases_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+    {
+        let name = dir.file_name().to_string_lossy().to_string();
+        if !name.starts_with("opa_test_") {
+            continue;
+        }
+        let case = load_case(&dir.path()).unwrap();
+        let recorded = load_expected(&name).unwrap();
+        let Expected::Value(Json::Object(opa)) = &recorded.expected else {
+            panic!("{name}: OPA recorded no object for the test package");
+        };
+        let mut paths = case.rego.clone();
+        paths.extend(case.data.iter().cloned());
+        let report = usher_policy::testing::run(&paths, case.version)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let package = case.query.clone();
+        let mut seen = BTreeSet::new();
+        for result in report.results.iter().filter(|r| r.package == package) {
+            let opa_true = opa.get(&result.name) == Some(&Json::Bool(true));
+            let want = if result.name.starts_with("todo_test_") {
+                usher_policy::testing::TestOutcome::Skipped
+            } else if opa_true {
+                usher_policy::testing::TestOutcome::Pass
+            } else {
+                usher_policy::testing::TestOutcome::Fail
+            };
+            assert_eq!(result.outcome, want, "{name}: {}\n{report}", result.name);
+            seen.insert(result.name.clone());
+        }
+        // Every test rule OPA found true was run by usher.
+        for key in opa.keys().filter(|k| k.starts_with("test_")) {
+            assert!(
+                seen.contains(key),
+                "{name}: {key} not run by usher\n{report}"
+            );
+        }
+        assert!(
+            report.fail_count() > 0 && report.pass_count() > 0,
+            "{name}: a case should hold passing and failing tests\n{report}"
+        );
+        ran += 1;
+    }
+    assert!(ran > 0, "no opa_test_ case");
+}

@@ -306,3 +306,52 @@ fn with_replaces_functions_and_builtins() {
     assert!(report.passed(), "{report}");
     assert_eq!(report.pass_count(), 4, "{report}");
 }
+
+/// `with` replaces the builtins usher supplies itself (`http.send`,
+/// `io.jwt.*`, `crypto.*`), by a value or a function, in the test's package
+/// and in the policy's, in v1 and v0; unmocked calls still reach the
+/// builtin.
+#[test]
+fn with_replaces_usher_builtins() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "p.rego",
+        "package authz\n\n\
+         default allow := false\n\n\
+         allow if {\n  resp := http.send({\"method\": \"GET\", \"url\": \"http://127.0.0.1:9/users\"})\n  resp.status_code == 200\n  resp.body.role == \"admin\"\n}\n\n\
+         digest := crypto.sha256(input.body)\n",
+    );
+    write(
+        dir.path(),
+        "p_test.rego",
+        "package authz_test\n\nimport data.authz\n\n\
+         test_value if authz.allow with http.send as {\"status_code\": 200, \"body\": {\"role\": \"admin\"}}\n\n\
+         test_value_denied if not authz.allow with http.send as {\"status_code\": 200, \"body\": {\"role\": \"guest\"}}\n\n\
+         fake_send(req) := {\"status_code\": 200, \"body\": {\"role\": \"admin\"}} if req.url == \"http://127.0.0.1:9/users\"\n\n\
+         test_function if authz.allow with http.send as fake_send\n\n\
+         test_digest if authz.digest == \"fake\" with crypto.sha256 as \"fake\" with input.body as \"x\"\n\n\
+         test_unmocked_digest if authz.digest == \"2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881\" with input.body as \"x\"\n\n\
+         test_own_package if crypto.sha256(\"x\") == \"m\" with crypto.sha256 as \"m\"\n\n\
+         test_own_package_unmocked if crypto.sha256(\"x\") == \"2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881\"\n\n\
+         test_encode if io.jwt.encode_sign({\"alg\": \"HS256\"}, {}, {}) == \"tok\" with io.jwt.encode_sign as \"tok\"\n",
+    );
+    let report = run(&[dir.path().to_path_buf()], RegoVersion::V1).unwrap();
+    assert!(report.passed(), "{report}");
+    assert_eq!(report.pass_count(), 8, "{report}");
+
+    let v0 = tempfile::tempdir().unwrap();
+    write(
+        v0.path(),
+        "p.rego",
+        "package authz\n\nallow {\n  resp := http.send({\"method\": \"GET\", \"url\": \"http://127.0.0.1:9/\"})\n  resp.status_code == 200\n}\n",
+    );
+    write(
+        v0.path(),
+        "p_test.rego",
+        "package authz_test\n\nimport data.authz\n\ntest_v0 { authz.allow with http.send as {\"status_code\": 200} }\n\ntest_v0_function { authz.allow with http.send as ok }\n\nok(_) = {\"status_code\": 200}\n",
+    );
+    let report = run(&[v0.path().to_path_buf()], RegoVersion::V0).unwrap();
+    assert!(report.passed(), "{report}");
+    assert_eq!(report.pass_count(), 2, "{report}");
+}
