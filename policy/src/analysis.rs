@@ -27,8 +27,13 @@ pub(crate) struct Scan {
     /// A construct regorus' RVM evaluates differently from OPA (and from
     /// the interpreter), when the policy has one: the RVM is then not used.
     pub rvm_hazard: Option<&'static str>,
+    /// Variables declared by `some x` or `every k, v in` and never used,
+    /// which OPA refuses ("declared var x unused").
+    pub unused_declared: Vec<CallSite>,
     /// The package of the module being walked.
     package: String,
+    /// The text of the rule being walked.
+    rule_text: String,
 }
 
 impl Scan {
@@ -113,7 +118,10 @@ fn site(span: &Span) -> (String, u32, u32) {
 impl Scan {
     fn rule(&mut self, rule: &Rule) {
         match rule {
-            Rule::Spec { head, bodies, .. } => {
+            Rule::Spec {
+                head, bodies, span, ..
+            } => {
+                self.rule_text = span.text().to_string();
                 match head {
                     RuleHead::Compr { refr, assign, .. } => {
                         self.expr(refr);
@@ -166,7 +174,15 @@ impl Scan {
     fn query(&mut self, q: &Query) {
         for stmt in &q.stmts {
             match &stmt.literal {
-                Literal::SomeVars { .. } => {}
+                Literal::SomeVars { vars, .. } => {
+                    // Used: named again anywhere in the rule (conservative:
+                    // a string or comment with the name counts too).
+                    for v in vars {
+                        if v.text() != "_" && mentions(&self.rule_text, v.text()) < 2 {
+                            self.unused(v);
+                        }
+                    }
+                }
                 Literal::SomeIn {
                     key,
                     value,
@@ -180,7 +196,20 @@ impl Scan {
                     self.expr(collection);
                 }
                 Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => self.expr(expr),
-                Literal::Every { domain, query, .. } => {
+                Literal::Every {
+                    key,
+                    value,
+                    domain,
+                    query,
+                    ..
+                } => {
+                    // Used: named in the body.
+                    let body = query.span.text();
+                    for v in key.iter().chain(Some(value)) {
+                        if v.text() != "_" && mentions(body, v.text()) == 0 {
+                            self.unused(v);
+                        }
+                    }
                     self.expr(domain);
                     self.query(query);
                 }
@@ -196,6 +225,16 @@ impl Scan {
                 self.expr(&w.r#as);
             }
         }
+    }
+
+    fn unused(&mut self, var: &Span) {
+        let (file, line, col) = site(var);
+        self.unused_declared.push(CallSite {
+            name: var.text().to_string(),
+            file,
+            line,
+            col,
+        });
     }
 
     fn expr(&mut self, e: &Expr) {
@@ -302,4 +341,12 @@ pub(crate) fn rule_names(module: &Module) -> Vec<(String, Span)> {
         }
     }
     out
+}
+
+/// How many times `name` appears in `text` as a whole identifier.
+fn mentions(text: &str, name: &str) -> usize {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.split(|c: char| !is_ident(c))
+        .filter(|word| *word == name)
+        .count()
 }

@@ -298,6 +298,17 @@ pub(crate) fn build_engine(
         });
     }
     let scan = analysis::scan(engine.get_modules());
+    if let Some(v) = scan.unused_declared.first() {
+        return Err(PolicyError::Located {
+            file: v.file.clone(),
+            line: v.line,
+            col: v.col,
+            message: format!(
+                "declared var {} unused (OPA refuses this too: rego_compile_error)",
+                v.name
+            ),
+        });
+    }
     let provided: Vec<&str> = JWT_BUILTINS.iter().map(|(n, _)| *n).collect();
     if let Some(c) = scan.unknown(&provided).next() {
         return Err(unknown_function(c));

@@ -767,3 +767,39 @@ fn a_panic_inside_the_engine_is_a_deny() {
     let d = p.decide_json(&json!({"attributes": {"request": {"http": {"path": "/orders/12"}}}}));
     assert!(d.allowed, "{:?}", d.reason);
 }
+
+/// `some x` and `every k, v in` declare variables OPA insists are used
+/// (rego_compile_error "declared var x unused"; checked against OPA 1.x):
+/// refused at load with the variable's place; the forms OPA accepts load.
+#[test]
+fn declared_but_unused_vars_are_refused_as_opa_does() {
+    for (rego, var, line) in [
+        ("package usher.authz\nallow if {\n  every i, seg in [1] { i < 5 }\n}\n", "seg", 3),
+        ("package usher.authz\nallow if {\n  every i, seg in [1] { seg < 5 }\n}\n", "i", 3),
+        ("package usher.authz\nallow if {\n  every seg in [1] { true }\n}\n", "seg", 3),
+        ("package usher.authz\nallow if {\n  some x\n  true\n}\n", "x", 3),
+        ("package usher.authz\nallow if {\n  xs := [y | some y in [1]; every z in [1] { true }]\n  count(xs) > 0\n}\n", "z", 3),
+    ] {
+        match compile(rego) {
+            Err(PolicyError::Located { line: l, message, .. }) => {
+                assert_eq!(l, line, "{message}");
+                assert_eq!(
+                    message,
+                    format!("declared var {var} unused (OPA refuses this too: rego_compile_error)")
+                );
+            }
+            other => panic!("{rego}: {other:?}"),
+        }
+    }
+    for rego in [
+        "package usher.authz\nallow if { some x in [1] }\n",
+        "package usher.authz\nallow if { some k, v in [1]; v == 1 }\n",
+        "package usher.authz\nallow if { every _, seg in [1] { seg < 5 } }\n",
+        "package usher.authz\nallow if { every i, seg in [1] { i < 5 with input as seg } }\n",
+        "package usher.authz\nallow if { some x; x := 1 }\n",
+        "package usher.authz\nallow contains x if { some x; x := 1 }\n",
+        "package usher.authz\nallow if { every seg in [1] { every_seg := seg; every_seg > 0 } }\n",
+    ] {
+        compile(rego).unwrap_or_else(|e| panic!("{rego}: {e}"));
+    }
+}
