@@ -4,6 +4,7 @@
 //! and a non-zero exit code.
 
 mod ca;
+mod init_net;
 mod policy;
 mod run;
 
@@ -67,6 +68,20 @@ See `usher ca init --help` and `usher ca issue --help` for the files each writes
         after_help = "Example:\n  usher demo\n\nNeeds no set-up and no free fixed ports; cleans up after itself."
     )]
     Demo,
+    /// Redirect the pod's TCP traffic to usher (nftables or iptables), so
+    /// that the app needs no proxy settings. Run once per pod, in its
+    /// network namespace, with CAP_NET_ADMIN (an init container).
+    #[command(
+        name = "init-net",
+        after_help = "Examples:
+  usher init-net                                 install (nftables), print the rules
+  usher init-net --skip-inbound-ports 22 --skip-outbound-cidrs 169.254.169.254/32
+  usher init-net --backend iptables --dry-run    print what would be installed
+  usher init-net --remove
+
+Running it again replaces what it installed. usher itself must run as --proxy-uid."
+    )]
+    InitNet(init_net::InitNetArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -77,6 +92,7 @@ pub fn main() -> ExitCode {
         Command::Ca(cmd) => ca::run(cmd),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Demo => crate::demo::run(),
+        Command::InitNet(args) => init_net::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
