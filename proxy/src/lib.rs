@@ -26,6 +26,7 @@ pub mod sanitize;
 pub mod serve;
 pub mod sidecar;
 pub mod telemetry;
+pub mod transparent;
 pub mod watch;
 
 pub use config::Config;

@@ -1,0 +1,8 @@
+//! Transparent interception: what a listener needs when `usher init-net`
+//! redirected the connection instead of the app dialling usher — the
+//! connection's original destination, and which protocol the first bytes
+//! speak.
+
+pub mod detect;
+pub mod orig_dst;
+pub mod prefixed;
