@@ -19,6 +19,7 @@ pub mod forward;
 pub mod headers;
 pub mod identity;
 pub mod inbound;
+pub mod inject;
 pub mod outbound;
 pub mod ratelimit;
 pub mod respond;

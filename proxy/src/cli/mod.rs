@@ -5,6 +5,7 @@
 
 mod ca;
 mod init_net;
+mod inject;
 mod policy;
 mod run;
 
@@ -82,6 +83,16 @@ See `usher ca init --help` and `usher ca issue --help` for the files each writes
 Running it again replaces what it installed. usher itself must run as --proxy-uid."
     )]
     InitNet(init_net::InitNetArgs),
+    /// Add usher to Kubernetes workloads (Pod, Deployment, StatefulSet,
+    /// DaemonSet, ReplicaSet, Job, CronJob): the interception init
+    /// container, the native sidecar and their volumes.
+    #[command(
+        after_help = "Examples:\n  usher inject -f deploy.yaml | kubectl apply -f -\n  kubectl get deploy orders -o yaml | usher inject | kubectl apply -f -\n  usher inject --uninject -f injected.yaml\n\n\
+Per pod (annotations on the pod template): usher.io/inject: disabled, usher.io/config-map (default <name>-usher),\n\
+usher.io/policy-config-map, usher.io/skip-inbound-ports, usher.io/skip-outbound-ports,\n\
+usher.io/skip-outbound-cidrs, usher.io/log-level. Injecting twice changes nothing."
+    )]
+    Inject(inject::InjectArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -93,6 +104,7 @@ pub fn main() -> ExitCode {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Demo => crate::demo::run(),
         Command::InitNet(args) => init_net::run(args),
+        Command::Inject(args) => inject::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
