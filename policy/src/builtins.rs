@@ -80,6 +80,8 @@ pub const JWT_BUILTINS: &[(&str, u8)] = &[
     ("crypto.hmac.sha1", 2),
     ("crypto.hmac.sha512", 2),
     ("crypto.hmac.equal", 2),
+    ("crypto.md5", 1),
+    ("crypto.hmac.md5", 2),
     ("net.cidr_intersects", 2),
     ("net.cidr_merge", 1),
     ("net.cidr_contains_matches", 2),
@@ -90,11 +92,23 @@ pub const JWT_BUILTINS: &[(&str, u8)] = &[
 /// single builtin call cannot be interrupted by the evaluation timer, so
 /// `numbers.range(1, 1e12)` would try to allocate terabytes at once), and
 /// with OPA's behaviour where regorus' differs (`glob.match`, see
-/// [`crate::glob`]).
+/// [`crate::glob`]; `sprintf`, `json.marshal`, `time.add_date`, `semver.*`,
+/// `yaml.unmarshal`, `regex.template_match`: see [`crate::more_builtins`]).
+/// Registered only for the policies that call them (which then run on the
+/// interpreter, as with every extension).
 pub const BOUNDED_BUILTINS: &[(&str, u8)] = &[
     ("numbers.range", 2),
     ("numbers.range_step", 3),
     ("glob.match", 3),
+    ("sprintf", 2),
+    ("json.marshal", 1),
+    ("json.marshal_with_options", 2),
+    ("time.add_date", 4),
+    ("semver.is_valid", 1),
+    ("semver.compare", 2),
+    ("yaml.unmarshal", 1),
+    ("yaml.is_valid", 1),
+    ("regex.template_match", 4),
 ];
 
 /// The most elements `numbers.range` / `numbers.range_step` may produce.
@@ -169,7 +183,8 @@ pub(crate) fn register_one(engine: &mut Engine, name: &str) -> Result<(), Policy
     // crypto.sha256, crypto.hmac.*, net.cidr_merge, array.flatten...: a
     // function pointer each.
     if let Some(f) = crate::more_builtins::function(name) {
-        let Some((_, nargs)) = JWT_BUILTINS.iter().find(|(n, _)| *n == name) else {
+        let listed = JWT_BUILTINS.iter().chain(BOUNDED_BUILTINS);
+        let Some((_, nargs)) = listed.into_iter().find(|(n, _)| *n == name) else {
             return Err(PolicyError::Compile(format!("no builtin {name}")));
         };
         return engine
