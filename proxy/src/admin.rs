@@ -3,6 +3,8 @@
 //! read-only views of the current identity and policy, and `/logging` to
 //! read or change the log filter. Plain HTTP; keep it on loopback.
 
+pub mod app_probe;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +45,9 @@ pub struct AdminState {
     pub identity: ArcSwapOption<Identity>,
     pub policy: Option<Arc<PolicyStore>>,
     pub metrics: Arc<Metrics>,
+    /// The app's HTTP probes usher makes for the kubelet (set once at
+    /// start from `USHER_APP_PROBES`; see [`app_probe`]).
+    pub app_probes: std::sync::OnceLock<app_probe::AppProbes>,
 }
 
 impl AdminState {
@@ -59,6 +64,7 @@ impl AdminState {
             identity: ArcSwapOption::empty(),
             policy,
             metrics,
+            app_probes: std::sync::OnceLock::new(),
         })
     }
 
@@ -108,6 +114,12 @@ pub async fn handle(
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"));
+    }
+    if let Some(key) = req.uri().path().strip_prefix("/app-probe/") {
+        return Ok(match state.app_probes.get() {
+            Some(probes) => probes.answer(key).await,
+            None => text(StatusCode::NOT_FOUND, "no such app probe\n"),
+        });
     }
     Ok(match req.uri().path() {
         "/live" => text(StatusCode::OK, "live\n"),

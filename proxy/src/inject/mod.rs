@@ -20,6 +20,7 @@
 //! Any other kind passes through unchanged.
 
 mod pod;
+mod probes;
 #[cfg(test)]
 mod tests;
 

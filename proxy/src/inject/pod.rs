@@ -3,7 +3,7 @@
 use serde_json::json;
 use yaml_serde::{Mapping, Value};
 
-use super::FieldError;
+use super::{probes, FieldError};
 
 pub(crate) const ANNOTATION_INJECT: &str = "usher.io/inject";
 pub(crate) const ANNOTATION_STATUS: &str = "usher.io/status";
@@ -15,6 +15,8 @@ const ANNOTATION_SKIP_OUTBOUND_CIDRS: &str = "usher.io/skip-outbound-cidrs";
 const ANNOTATION_LOG_LEVEL: &str = "usher.io/log-level";
 
 const INIT_NAME: &str = "usher-init";
+/// usher's admin port (its probes, and the app's probes through it).
+const ADMIN_PORT: u16 = 15000;
 const SIDECAR_NAME: &str = "usher";
 /// Where the sidecar finds its config (the ConfigMap's `usher.yaml`).
 pub const CONFIG_PATH: &str = "/etc/usher/config/usher.yaml";
@@ -57,6 +59,9 @@ struct Status {
     /// Keys that did not exist before (`metadata.annotations`,
     /// `spec.initContainers`, `spec.volumes`...), removed when empty again.
     created: Vec<String>,
+    /// The app's `httpGet` probes as they were, by `<container>/<probe>`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    probes: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// Adds usher to `pod` (a pod or pod template: `metadata` + `spec`) at
@@ -98,10 +103,19 @@ pub(crate) fn inject(
             }
         }
     }
+    let mut status = Status {
+        version: env!("CARGO_PKG_VERSION").into(),
+        ..Status::default()
+    };
+    let rewritten = probes::rewrite(
+        pod.get_mut("spec").expect("checked above"),
+        &spec_path,
+        ADMIN_PORT,
+    )?;
     let annotations = annotations(pod);
     let get = |key: &str| annotations.get(key).cloned();
     let ann_path = |key: &str| format!("{path}metadata.annotations[\"{key}\"]");
-    let init_args = init_net_args(opts, &get, &ann_path)?;
+    let init_args = init_net_args(opts, &get, &ann_path, &rewritten.https_ports)?;
     let log_level = match get(ANNOTATION_LOG_LEVEL) {
         Some(level) if valid_log_level(&level) => Some(level),
         Some(level) => {
@@ -128,10 +142,6 @@ pub(crate) fn inject(
         .map(|n| check_name(&n, ann_path(ANNOTATION_POLICY_CONFIG_MAP)))
         .transpose()?;
 
-    let mut status = Status {
-        version: env!("CARGO_PKG_VERSION").into(),
-        ..Status::default()
-    };
     let uid = opts.proxy_uid;
     let init = json!({
         "name": INIT_NAME,
@@ -167,11 +177,11 @@ pub(crate) fn inject(
         "args": ["run", "--config", CONFIG_PATH],
         "ports": [
             {"name": "usher-mesh", "containerPort": 15006, "protocol": "TCP"},
-            {"name": "usher-admin", "containerPort": 15000, "protocol": "TCP"}
+            {"name": "usher-admin", "containerPort": ADMIN_PORT, "protocol": "TCP"}
         ],
-        "startupProbe": {"httpGet": {"path": "/live", "port": 15000}, "periodSeconds": 1, "failureThreshold": 120},
-        "livenessProbe": {"httpGet": {"path": "/live", "port": 15000}, "periodSeconds": 10},
-        "readinessProbe": {"httpGet": {"path": "/ready", "port": 15000}, "periodSeconds": 5},
+        "startupProbe": {"httpGet": {"path": "/live", "port": ADMIN_PORT}, "periodSeconds": 1, "failureThreshold": 120},
+        "livenessProbe": {"httpGet": {"path": "/live", "port": ADMIN_PORT}, "periodSeconds": 10},
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": ADMIN_PORT}, "periodSeconds": 5},
         "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
         "securityContext": {
             "runAsNonRoot": true,
@@ -184,9 +194,18 @@ pub(crate) fn inject(
         },
         "volumeMounts": mounts
     });
+    let mut env = Vec::new();
     if let Some(level) = log_level {
-        sidecar["env"] = json!([{"name": "RUST_LOG", "value": level}]);
+        env.push(json!({"name": "RUST_LOG", "value": level}));
     }
+    if !rewritten.targets.is_empty() {
+        let probes = serde_json::to_string(&rewritten.targets).unwrap_or_default();
+        env.push(json!({"name": "USHER_APP_PROBES", "value": probes}));
+    }
+    if !env.is_empty() {
+        sidecar["env"] = json!(env);
+    }
+    status.probes = rewritten.originals;
     let mut volumes = vec![
         json!({"name": "usher-config", "configMap": {"name": config_map}}),
         json!({"name": "usher-token", "projected": {"sources": [{"serviceAccountToken": {
@@ -240,6 +259,9 @@ pub(crate) fn uninject(pod: &mut Value, path: &str) -> Result<(), FieldError> {
     let Some(status) = status(pod, path)? else {
         return Ok(());
     };
+    if let Some(spec) = pod.get_mut("spec") {
+        probes::restore(spec, &status.probes);
+    }
     if let Some(spec) = pod.get_mut("spec").and_then(Value::as_mapping_mut) {
         for (key, names) in [
             ("initContainers", &status.init_containers),
@@ -309,6 +331,7 @@ fn init_net_args(
     opts: &InjectOptions,
     get: &dyn Fn(&str) -> Option<String>,
     ann_path: &dyn Fn(&str) -> String,
+    https_probe_ports: &[u16],
 ) -> Result<Vec<String>, FieldError> {
     let mut args = vec![
         "init-net".to_string(),
@@ -319,17 +342,31 @@ fn init_net_args(
         (ANNOTATION_SKIP_INBOUND_PORTS, "--skip-inbound-ports"),
         (ANNOTATION_SKIP_OUTBOUND_PORTS, "--skip-outbound-ports"),
     ] {
-        if let Some(v) = get(key) {
-            let ports: Result<Vec<u16>, _> = v
+        // HTTPS probes of the app reach it directly (see probes.rs).
+        let extra: &[u16] = if flag == "--skip-inbound-ports" {
+            https_probe_ports
+        } else {
+            &[]
+        };
+        let v = get(key);
+        if v.is_some() || !extra.is_empty() {
+            let v = v.unwrap_or_default();
+            let listed: Result<Vec<u16>, _> = v
                 .split(',')
+                .filter(|p| !(p.trim().is_empty() && v.trim().is_empty()))
                 .map(|p| p.trim().parse::<u16>().ok().filter(|p| *p != 0).ok_or(p))
                 .collect();
-            let ports = ports.map_err(|bad| {
+            let mut ports = listed.map_err(|bad| {
                 FieldError::new(
                     ann_path(key),
                     format!("{bad:?} is not a port: expected ports 1-65535 separated by commas, e.g. \"22,9090\""),
                 )
             })?;
+            for p in extra {
+                if !ports.contains(p) {
+                    ports.push(*p);
+                }
+            }
             args.push(flag.into());
             args.push(join(&ports));
         }

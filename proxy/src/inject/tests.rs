@@ -276,3 +276,60 @@ fn opting_out_leaves_the_workload_alone() {
         parse(&input)
     );
 }
+
+/// The app's HTTP probes go through usher's admin port (the captured app
+/// port would want mTLS); HTTPS probe ports are left uncaptured; uninject
+/// puts the probes back as they were.
+#[test]
+fn app_probes_are_pointed_at_the_admin_port_and_restored() {
+    let input = DEPLOYMENT.replace(
+        "          ports: [{containerPort: 8080}]\n",
+        "          ports: [{name: http, containerPort: 8080}]\n          livenessProbe:\n            httpGet: {path: /healthz, port: http, httpHeaders: [{name: X-Probe, value: live}]}\n            periodSeconds: 7\n          readinessProbe:\n            httpGet: {path: /ready, port: 8443, scheme: HTTPS}\n          startupProbe:\n            tcpSocket: {port: 8080}\n",
+    );
+    let out = inject_stream(&input, &opts()).unwrap();
+    let doc = &parse(&out)[0];
+    let app = &pod_spec(doc)["containers"][0];
+    let live = &app["livenessProbe"];
+    assert_eq!(live["httpGet"]["port"].as_u64(), Some(15000));
+    assert_eq!(
+        live["httpGet"]["path"].as_str(),
+        Some("/app-probe/orders/livenessProbe")
+    );
+    assert_eq!(live["periodSeconds"].as_u64(), Some(7), "other fields kept");
+    assert_eq!(
+        app["readinessProbe"]["httpGet"]["port"].as_u64(),
+        Some(8443)
+    );
+    assert_eq!(
+        app["startupProbe"]["tcpSocket"]["port"].as_u64(),
+        Some(8080)
+    );
+    let sidecar = &pod_spec(doc)["initContainers"][1];
+    let env = &sidecar["env"][0];
+    assert_eq!(env["name"].as_str(), Some("USHER_APP_PROBES"));
+    // What usher reads back is what the probe asked for.
+    let probes = crate::admin::app_probe::AppProbes::parse(env["value"].as_str().unwrap()).unwrap();
+    assert!(!probes.is_empty());
+    let targets: serde_json::Value = serde_json::from_str(env["value"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        targets,
+        serde_json::json!({"orders/livenessProbe": {"port": 8080, "path": "/healthz", "headers": [{"name": "X-Probe", "value": "live"}]}})
+    );
+    let args = &pod_spec(doc)["initContainers"][0]["args"];
+    assert_eq!(args[3].as_str(), Some("--skip-inbound-ports"));
+    assert_eq!(args[4].as_str(), Some("8443"));
+
+    assert_eq!(inject_stream(&out, &opts()).unwrap(), out, "idempotent");
+    let un = InjectOptions {
+        uninject: true,
+        ..opts()
+    };
+    assert_eq!(parse(&inject_stream(&out, &un).unwrap()), parse(&input));
+
+    let bad = input.replace("port: http,", "port: nosuchport,");
+    let err = inject_stream(&bad, &opts()).unwrap_err().to_string();
+    assert!(
+        err.contains("spec.template.spec.containers[0].livenessProbe.httpGet.port: not a port"),
+        "{err}"
+    );
+}
