@@ -247,14 +247,14 @@ impl Sidecar {
         let app_connector = AppConnector::new(config.inbound.app, app_timeout);
         let authn = match &config.authentication {
             Some(a) => {
-                let authn = Authn::load(a, metrics.clone())?;
+                let authn = Authn::load(a)?;
                 authn.spawn_refresh(life.shutdown.clone())?;
                 Some(authn)
             }
             None => None,
         };
         let rate_limits = config.rate_limit.as_ref().map(|rl| {
-            let limits = RateLimits::new(rl, metrics.clone());
+            let limits = RateLimits::new(rl);
             limits.spawn_eviction(rl.evict_after, life.shutdown.clone());
             limits
         });

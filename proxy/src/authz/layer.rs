@@ -1,9 +1,8 @@
 //! The authorization layer of the inbound stack: builds the OPA-Envoy input
 //! from the request, asks the policy in force, logs the decision, and then
 //! lets the request through (changing headers as the decision says) or
-//! answers it with the policy's denial.
+//! ends it with [`ProxyError::PolicyDenied`] (answered by `respond`).
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -11,9 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use http::{HeaderMap, Request, Response, StatusCode, Version};
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Request, Response, Version};
 use usher_ca::SpiffeId;
 use usher_policy::{BodyInput, Decision, RequestInput};
 
@@ -21,7 +19,7 @@ use super::PolicyStore;
 use crate::body::RequestBody;
 use crate::config::PolicyMode;
 use crate::inbound::InboundConn;
-use crate::respond::{text, ProxyBody, ProxyError};
+use crate::respond::{append_headers, PolicyDenied, ProxyBody, ProxyError};
 use crate::telemetry::{Metrics, PolicyVerdict};
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -92,21 +90,21 @@ impl<S> Authorize<S> {
     }
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, ProxyError>> + Send>>;
 
 impl<S> tower::Service<Request<RequestBody>> for Authorize<S>
 where
-    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = Infallible>
+    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = ProxyError>
         + Clone
         + Send
         + 'static,
     S::Future: Send,
 {
     type Response = Response<ProxyBody>;
-    type Error = Infallible;
+    type Error = ProxyError;
     type Future = BoxFuture;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
         self.inner.poll_ready(cx)
     }
 
@@ -129,12 +127,11 @@ where
                 Some(max) => match body.read_prefix(max).await {
                     Ok((bytes, truncated, body)) => (Some(BodyInput { bytes, truncated }), body),
                     Err(crate::body::BodyError::TooLarge(max)) => {
-                        return Ok(ProxyError::BodyTooLarge { max }.into_response());
+                        return Err(ProxyError::BodyTooLarge { max });
                     }
                     Err(e) => {
-                        tracing::debug!(peer = %conn.peer, error = %e, "request body unreadable");
                         let reason = e.to_string();
-                        return Ok(ProxyError::BodyUnreadable { reason }.into_response());
+                        return Err(ProxyError::BodyUnreadable { reason });
                     }
                 },
             };
@@ -187,9 +184,9 @@ where
 
             if !decision.allowed {
                 if mode == PolicyMode::Enforce {
-                    let mut resp = denied(decision);
-                    resp.extensions_mut().insert(PolicyVerdict::Deny);
-                    return Ok(resp);
+                    return Err(ProxyError::PolicyDenied(PolicyDenied::from_decision(
+                        decision,
+                    )));
                 }
                 // Audit: the request goes on untouched, as if no policy ran.
                 let mut resp = inner.call(Request::from_parts(parts, body)).await?;
@@ -222,30 +219,6 @@ fn set_headers(headers: &mut HeaderMap, add: &[(HeaderName, HeaderValue)]) {
         headers.remove(name);
     }
     append_headers(headers, add);
-}
-
-fn append_headers(headers: &mut HeaderMap, add: &[(HeaderName, HeaderValue)]) {
-    for (name, value) in add {
-        headers.append(name.clone(), value.clone());
-    }
-}
-
-/// The response for a denied request: the policy's status, body and
-/// headers; the reason stays in the log.
-fn denied(decision: Decision) -> Response<ProxyBody> {
-    let status = StatusCode::from_u16(decision.http_status).unwrap_or(StatusCode::FORBIDDEN);
-    let body = decision
-        .body
-        .map(Bytes::from)
-        .unwrap_or_else(|| Bytes::from_static(b"usher: request denied by policy\n"));
-    let mut resp = text(status, body);
-    let has_type = decision.headers.iter().any(|(n, _)| n == CONTENT_TYPE);
-    if has_type {
-        resp.headers_mut().remove(CONTENT_TYPE);
-    }
-    append_headers(resp.headers_mut(), &decision.headers);
-    append_headers(resp.headers_mut(), &decision.response_headers_to_add);
-    resp
 }
 
 fn log_decision(

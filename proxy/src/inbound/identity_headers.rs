@@ -5,7 +5,6 @@
 //! In that order, so that nothing the caller sends can remove what usher
 //! sets.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -50,20 +49,19 @@ pub struct IdentityHeaders<S> {
 
 impl<S, B> tower::Service<Request<B>> for IdentityHeaders<S>
 where
-    S: tower::Service<Request<B>, Response = Response<ProxyBody>, Error = Infallible>,
+    S: tower::Service<Request<B>, Response = Response<ProxyBody>, Error = ProxyError>,
 {
     type Response = Response<ProxyBody>;
-    type Error = Infallible;
-    type Future = Either<Ready<Result<Response<ProxyBody>, Infallible>>, S::Future>;
+    type Error = ProxyError;
+    type Future = Either<Ready<Result<Response<ProxyBody>, ProxyError>>, S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         if let Err(refusal) = self.sanitizer.apply(&mut req) {
-            tracing::debug!(direction = "inbound", peer = %self.conn.peer, %refusal, "request refused");
-            return Either::Left(ready(Ok(ProxyError::Refused(refusal).into_response())));
+            return Either::Left(ready(Err(ProxyError::Refused(refusal))));
         }
         req.headers_mut()
             .insert(XFCC.clone(), self.conn.xfcc.clone());

@@ -2,7 +2,6 @@
 //! larger than `inbound.max_request_body` is refused (413) from its
 //! `Content-Length`, or cut off when a streamed body grows past it.
 
-use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 use futures_util::future::{ready, Either, Ready};
@@ -25,13 +24,13 @@ impl<S> BodyLimit<S> {
 
 impl<S> tower::Service<Request<RequestBody>> for BodyLimit<S>
 where
-    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = Infallible>,
+    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = ProxyError>,
 {
     type Response = Response<ProxyBody>;
-    type Error = Infallible;
-    type Future = Either<Ready<Result<Response<ProxyBody>, Infallible>>, S::Future>;
+    type Error = ProxyError;
+    type Future = Either<Ready<Result<Response<ProxyBody>, ProxyError>>, S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
         self.inner.poll_ready(cx)
     }
 
@@ -45,7 +44,7 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > max) {
-            return Either::Left(ready(Ok(ProxyError::BodyTooLarge { max }.into_response())));
+            return Either::Left(ready(Err(ProxyError::BodyTooLarge { max })));
         }
         Either::Right(self.inner.call(req.map(|b| b.limit(max))))
     }

@@ -1,13 +1,12 @@
 //! An optional step of the inbound stack: on when configured, a plain
 //! pass-through (no boxing, no lookups) when not.
 
-use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
 
 use crate::body::RequestBody;
-use crate::respond::ProxyBody;
+use crate::respond::{ProxyBody, ProxyError};
 
 #[derive(Clone)]
 pub enum Maybe<L, S> {
@@ -17,14 +16,14 @@ pub enum Maybe<L, S> {
 
 impl<L, S> tower::Service<Request<RequestBody>> for Maybe<L, S>
 where
-    L: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = Infallible>,
-    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = Infallible>,
+    L: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = ProxyError>,
+    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = ProxyError>,
 {
     type Response = Response<ProxyBody>;
-    type Error = Infallible;
+    type Error = ProxyError;
     type Future = futures_util::future::Either<L::Future, S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
         match self {
             Maybe::On(l) => l.poll_ready(cx),
             Maybe::Off(s) => s.poll_ready(cx),

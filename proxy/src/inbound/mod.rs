@@ -13,7 +13,6 @@ mod limits;
 mod maybe;
 mod observe;
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -162,16 +161,13 @@ pub fn stack(
     let authn = shared.authn.clone();
     let rate_limits = shared.rate_limits.clone();
     let sanitizer = shared.sanitizer.clone();
-    let to_app = ToApp {
-        conn: conn.clone(),
-        shared,
-    };
+    let to_app = ToApp { shared };
     let authorize = match authz {
         Some(authz) => Maybe::On(Authorize::new(conn.clone(), authz.clone(), to_app)),
         None => Maybe::Off(to_app),
     };
     let authenticate = match authn {
-        Some(authn) => Maybe::On(Authenticate::new(conn.clone(), authn, authorize)),
+        Some(authn) => Maybe::On(Authenticate::new(authn, authorize)),
         None => Maybe::Off(authorize),
     };
     let limited = match rate_limits {
@@ -194,21 +190,19 @@ pub fn stack(
 /// responses.
 #[derive(Clone)]
 pub struct ToApp {
-    conn: Arc<InboundConn>,
     shared: Arc<Inbound>,
 }
 
 impl tower::Service<Request<RequestBody>> for ToApp {
     type Response = Response<ProxyBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+    type Error = ProxyError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, ProxyError>> + Send>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
-        let conn = self.conn.clone();
         let shared = self.shared.clone();
         Box::pin(async move {
             // The connection pool is keyed by the URI's authority: always
@@ -240,21 +234,11 @@ impl tower::Service<Request<RequestBody>> for ToApp {
             let authority = shared.app_authority.clone();
             let forward = shared.upstream.forward(req, Scheme::HTTP, authority);
             let Ok(result) = tokio::time::timeout(shared.request_timeout, forward).await else {
-                let err = ProxyError::AppTimeout(shared.request_timeout);
-                tracing::warn!(direction = "inbound", peer = %conn.peer, error = %err, "request failed");
-                return Ok(err.into_response());
+                return Err(ProxyError::AppTimeout(shared.request_timeout));
             };
             match result {
                 Ok(resp) => Ok(resp.map(ProxyBody::Left)),
-                Err(e) => {
-                    let err: ProxyError = classify(&e, Hop::App);
-                    if matches!(err, ProxyError::BodyUnreadable { .. }) {
-                        tracing::info!(direction = "inbound", peer = %conn.peer, error = %err, "client error");
-                    } else {
-                        tracing::warn!(direction = "inbound", peer = %conn.peer, error = %err, "request failed");
-                    }
-                    Ok(err.into_response())
-                }
+                Err(e) => Err(classify(&e, Hop::App)),
             }
         })
     }

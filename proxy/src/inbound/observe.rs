@@ -11,7 +11,7 @@ use http::{Request, Response};
 
 use super::InboundConn;
 use crate::body::RequestBody;
-use crate::respond::ProxyBody;
+use crate::respond::{ProxyBody, ProxyError, Side};
 use crate::telemetry::{ConnMetrics, Observation, ObservedBody, Telemetry};
 
 /// Built per connection: the caller is known, and so are its counters.
@@ -44,7 +44,7 @@ impl<S> Observe<S> {
 
 impl<S> tower::Service<Request<RequestBody>> for Observe<S>
 where
-    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = Infallible>,
+    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = ProxyError>,
     S::Future: Unpin,
 {
     type Response = Response<ObservedBody<ProxyBody>>;
@@ -52,7 +52,11 @@ where
     type Future = ObserveFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
+        match self.inner.poll_ready(cx) {
+            // The layers below are never unready for good: none fails here.
+            Poll::Ready(Err(_)) | Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     fn call(&mut self, mut req: Request<RequestBody>) -> Self::Future {
@@ -80,7 +84,7 @@ pub struct ObserveFuture<F> {
 
 impl<F> Future for ObserveFuture<F>
 where
-    F: Future<Output = Result<Response<ProxyBody>, Infallible>> + Unpin,
+    F: Future<Output = Result<Response<ProxyBody>, ProxyError>> + Unpin,
 {
     type Output = Result<Response<ObservedBody<ProxyBody>>, Infallible>;
 
@@ -90,7 +94,13 @@ where
             Poll::Ready(Ok(resp)) => {
                 Poll::Ready(Ok(Observation::respond_opt(this.obs.take(), resp)))
             }
-            Poll::Ready(Err(never)) => match never {},
+            Poll::Ready(Err(err)) => {
+                let resp = match this.obs.as_ref() {
+                    Some(o) => err.rescue(Side::Inbound { peer: o.peer_id() }, o.metrics()),
+                    None => err.into_response(),
+                };
+                Poll::Ready(Ok(Observation::respond_opt(this.obs.take(), resp)))
+            }
             Poll::Pending => Poll::Pending,
         }
     }

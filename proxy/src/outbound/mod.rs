@@ -23,7 +23,7 @@ use crate::body::RequestBody;
 use crate::connect::{classify, Hop};
 use crate::forward::Upstream;
 use crate::headers;
-use crate::respond::{ProxyBody, ProxyError};
+use crate::respond::{ProxyBody, ProxyError, Side};
 use crate::sanitize::Sanitizer;
 use crate::telemetry::metrics::UNKNOWN_PEER;
 use crate::telemetry::{ConnMetrics, Observation, ObservedBody, Peer, Telemetry};
@@ -86,10 +86,7 @@ impl Outbound {
         };
         let resp = match result {
             Ok(resp) => resp.map(ProxyBody::Left),
-            Err(err) => {
-                tracing::warn!(direction = "outbound", %client, error = %err, "request refused");
-                err.into_response()
-            }
+            Err(err) => err.rescue(Side::Outbound { client }, Some(&self.telemetry.metrics)),
         };
         Ok(obs.respond(resp))
     }
