@@ -19,12 +19,13 @@ pub mod forward;
 pub mod headers;
 pub mod identity;
 pub mod inbound;
+pub mod observe;
 pub mod outbound;
-pub mod ratelimit;
 pub mod respond;
 pub mod sanitize;
 pub mod serve;
 pub mod sidecar;
+pub mod target;
 pub mod telemetry;
 pub mod watch;
 

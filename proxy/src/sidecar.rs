@@ -8,32 +8,26 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::HeaderName;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 
 use crate::admin::{self, AdminState};
 use crate::authn::{Authn, AuthnError};
 use crate::authz::{spawn_watcher, AuthzShared, PolicyStore};
 use crate::config::Config;
-use crate::connect::tls_failure_reason;
 use crate::forward::Upstream;
 use crate::identity::{
     self, renew, watch, Alpn, CertStore, Identity, IdentityError, TlsError, TrustStore,
 };
-use crate::inbound::Guards;
-use crate::inbound::{self, AppConnector, Inbound, InboundConn};
+use crate::inbound::{
+    self, serve_inbound, AppConnector, Inbound, InboundListener, RateLimits, ToApp,
+};
 use crate::outbound::{Outbound, PeerConnector, RouteTable};
-use crate::ratelimit::RateLimits;
-use crate::sanitize::{Sanitizer, FORWARDED};
+use crate::sanitize::Sanitizer;
 use crate::serve::{
     accept_loop, http_builder, serve_http, ConnectionLimit, Lifecycle, ServerLimits,
 };
 use crate::telemetry::{ConnMetrics, Direction, Telemetry};
-
-/// How long a peer may take to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -258,30 +252,30 @@ impl Sidecar {
             limits.spawn_eviction(rl.evict_after, life.shutdown.clone());
             limits
         });
-        let inbound = Inbound::new(
-            config.inbound.app,
-            Upstream::new(
-                app_connector.clone(),
-                app_connector,
-                life.tasks.clone(),
-                metrics.clone(),
-                Direction::Inbound,
+        let inbound = Inbound {
+            to_app: ToApp::new(
+                config.inbound.app,
+                Upstream::new(
+                    app_connector.clone(),
+                    app_connector,
+                    life.tasks.clone(),
+                    metrics.clone(),
+                    Direction::Inbound,
+                ),
+                config.inbound.request_timeout,
+                config.inbound.app_protocol,
             ),
-            config.inbound.request_timeout,
-            config.inbound.max_request_body,
-            Guards {
-                sanitizer: Arc::new(inbound_sanitizer(config)),
-                app_protocol: config.inbound.app_protocol,
-                authn,
-                rate_limits,
-            },
-        );
+            sanitizer: Arc::new(inbound::sanitizer(config)),
+            max_request_body: config.inbound.max_request_body,
+            rate_limits,
+            authn,
+            authz,
+            telemetry: telemetry.clone(),
+        };
         let listener = Arc::new(InboundListener {
             acceptor: TlsAcceptor::from(server_tls),
             own_id: spiffe_id.clone(),
-            shared: inbound,
-            authz,
-            telemetry: telemetry.clone(),
+            inbound,
             builder: builder.clone(),
             shutdown: life.shutdown.clone(),
             idle_timeout: inbound_cfg.idle_timeout,
@@ -379,114 +373,4 @@ impl Sidecar {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.admin_life.tasks.wait()).await;
         outcome
     }
-}
-
-/// What every connection accepted on the inbound listener shares.
-struct InboundListener {
-    acceptor: TlsAcceptor,
-    own_id: usher_ca::SpiffeId,
-    shared: Arc<Inbound>,
-    authz: Option<Arc<AuthzShared>>,
-    telemetry: Arc<Telemetry>,
-    builder: Arc<hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>>,
-    shutdown: tokio_util::sync::CancellationToken,
-    idle_timeout: Duration,
-    /// Peers from other trust domains are refused after the handshake.
-    trust_domains: Vec<String>,
-}
-
-/// The inbound listener's request rules: its upgrades, path normalisation,
-/// and the headers only usher may set (identity, claims, and forwarded
-/// headers unless trusted).
-fn inbound_sanitizer(config: &Config) -> Sanitizer {
-    let inbound = &config.inbound;
-    let mut protected = vec![crate::headers::XFCC.clone()];
-    if !inbound.trust_forwarded_headers {
-        protected.extend(FORWARDED.iter().map(|n| HeaderName::from_static(n)));
-    }
-    if let Some(authn) = &config.authentication {
-        for rule in &authn.jwt {
-            protected.extend(
-                rule.claims_to_headers
-                    .values()
-                    .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok()),
-            );
-        }
-    }
-    let prefixes = if inbound.trust_forwarded_headers {
-        Vec::new()
-    } else {
-        vec![crate::sanitize::FORWARDED_PREFIX]
-    };
-    Sanitizer::new(
-        inbound.upgrades.clone(),
-        Some(inbound.path_normalization.options()),
-        protected,
-        prefixes,
-    )
-}
-
-async fn serve_inbound(tcp: TcpStream, remote: SocketAddr, listener: Arc<InboundListener>) {
-    let acceptor = &listener.acceptor;
-    let metrics = &listener.telemetry.metrics;
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            let reason = tls_failure_reason(&e);
-            metrics.handshake_failed(Direction::Inbound, reason);
-            tracing::warn!(target: "usher::audit", direction = "inbound", %remote, reason, error = %e, "TLS handshake refused");
-            return;
-        }
-        Err(_) => {
-            metrics.handshake_failed(Direction::Inbound, "timeout");
-            tracing::warn!(target: "usher::audit", direction = "inbound", %remote, reason = "timeout", "TLS handshake refused");
-            return;
-        }
-    };
-    // The verifier already required a SPIFFE ID; this reads the same leaf.
-    let Some(peer) = identity::peer_identity(tls.get_ref().1) else {
-        metrics.handshake_failed(Direction::Inbound, "no_spiffe_id");
-        tracing::warn!(target: "usher::audit", direction = "inbound", %remote, reason = "no_spiffe_id", "TLS handshake refused");
-        return;
-    };
-    if !listener
-        .trust_domains
-        .iter()
-        .any(|td| td.eq_ignore_ascii_case(peer.trust_domain()))
-    {
-        metrics.handshake_failed(Direction::Inbound, "trust_domain");
-        tracing::warn!(target: "usher::audit", direction = "inbound", %remote, %peer, reason = "trust_domain", "TLS handshake refused: the peer's trust domain is not accepted");
-        return;
-    }
-    tracing::debug!(direction = "inbound", %remote, %peer, "peer connected");
-    let _open = metrics.connection_opened(Direction::Inbound);
-    // Per connection: the listener's shutdown, or a flood of cancelled
-    // requests (ResetGuard), finishes it.
-    let close = listener.shutdown.child_token();
-    let conn = Arc::new(InboundConn::new(
-        &listener.own_id,
-        peer,
-        remote,
-        &listener.telemetry,
-        close.clone(),
-    ));
-    let stack = inbound::stack(
-        conn,
-        listener.shared.clone(),
-        listener.authz.as_ref(),
-        &listener.telemetry,
-    );
-    let svc = move |req: http::Request<hyper::body::Incoming>| {
-        stack
-            .clone()
-            .oneshot(req.map(crate::body::RequestBody::new))
-    };
-    serve_http(
-        &listener.builder,
-        tls,
-        svc,
-        &close,
-        Some(listener.idle_timeout),
-    )
-    .await;
 }

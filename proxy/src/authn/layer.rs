@@ -19,16 +19,33 @@ use crate::respond::{ProxyBody, ProxyError, Unauthenticated};
 #[derive(Clone, Debug)]
 pub struct VerifiedClaims(pub Arc<serde_json::Value>);
 
+/// Adds the authentication step (`authentication:`) to a stack.
+#[derive(Clone)]
+pub struct AuthenticateLayer {
+    shared: Arc<Authn>,
+}
+
+impl AuthenticateLayer {
+    pub fn new(shared: Arc<Authn>) -> Self {
+        AuthenticateLayer { shared }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthenticateLayer {
+    type Service = Authenticate<S>;
+
+    fn layer(&self, inner: S) -> Authenticate<S> {
+        Authenticate {
+            shared: self.shared.clone(),
+            inner,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Authenticate<S> {
     shared: Arc<Authn>,
     inner: S,
-}
-
-impl<S> Authenticate<S> {
-    pub fn new(shared: Arc<Authn>, inner: S) -> Self {
-        Authenticate { shared, inner }
-    }
 }
 
 impl<S> tower::Service<Request<RequestBody>> for Authenticate<S>

@@ -17,7 +17,7 @@ use arc_swap::ArcSwap;
 use http::header::HeaderName;
 
 pub use jwks::{Jwks, JwksError};
-pub use layer::{Authenticate, VerifiedClaims};
+pub use layer::{Authenticate, AuthenticateLayer, VerifiedClaims};
 pub use verify::{Issuer, Reject};
 
 use crate::config::AuthenticationConfig;

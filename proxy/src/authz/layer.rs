@@ -18,8 +18,8 @@ use usher_policy::{BodyInput, Decision, RequestInput};
 use super::PolicyStore;
 use crate::body::RequestBody;
 use crate::config::PolicyMode;
-use crate::inbound::InboundConn;
 use crate::respond::{append_headers, PolicyDenied, ProxyBody, ProxyError};
+use crate::target::{PeerIdentity, RemoteAddr};
 use crate::telemetry::{Metrics, PolicyVerdict};
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -72,28 +72,52 @@ impl RequestIds {
     }
 }
 
-/// The layer's service, built per connection (it knows the caller).
-#[derive(Clone)]
-pub struct Authorize<S> {
-    conn: Arc<InboundConn>,
+/// Adds the policy step to a connection's stack: `T` says who calls
+/// (`source.principal`) and from where (`source.address`).
+pub struct AuthorizeLayer<T> {
+    target: Arc<T>,
+    shared: Arc<AuthzShared>,
+}
+
+impl<T> AuthorizeLayer<T> {
+    pub fn new(target: Arc<T>, shared: Arc<AuthzShared>) -> Self {
+        AuthorizeLayer { target, shared }
+    }
+}
+
+impl<T, S> tower::Layer<S> for AuthorizeLayer<T> {
+    type Service = Authorize<T, S>;
+
+    fn layer(&self, inner: S) -> Authorize<T, S> {
+        Authorize {
+            target: self.target.clone(),
+            shared: self.shared.clone(),
+            inner,
+        }
+    }
+}
+
+pub struct Authorize<T, S> {
+    target: Arc<T>,
     shared: Arc<AuthzShared>,
     inner: S,
 }
 
-impl<S> Authorize<S> {
-    pub fn new(conn: Arc<InboundConn>, shared: Arc<AuthzShared>, inner: S) -> Self {
+impl<T, S: Clone> Clone for Authorize<T, S> {
+    fn clone(&self) -> Self {
         Authorize {
-            conn,
-            shared,
-            inner,
+            target: self.target.clone(),
+            shared: self.shared.clone(),
+            inner: self.inner.clone(),
         }
     }
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, ProxyError>> + Send>>;
 
-impl<S> tower::Service<Request<RequestBody>> for Authorize<S>
+impl<T, S> tower::Service<Request<RequestBody>> for Authorize<T, S>
 where
+    T: PeerIdentity + RemoteAddr + Send + Sync + 'static,
     S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = ProxyError>
         + Clone
         + Send
@@ -112,7 +136,7 @@ where
         // The clone that was polled ready is the one that serves this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let conn = self.conn.clone();
+        let target = self.target.clone();
         let shared = self.shared.clone();
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
@@ -150,8 +174,8 @@ where
             let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
             let host = crate::headers::authority_of_parts(&parts).unwrap_or("");
             let input = RequestInput {
-                source_principal: Some(conn.peer.as_str()),
-                source_address: conn.remote,
+                source_principal: Some(target.peer_id().as_str()),
+                source_address: target.remote_addr(),
                 destination_principal: shared.own_id.as_str(),
                 destination_address: shared.local_addr,
                 method: parts.method.as_str(),
@@ -170,7 +194,7 @@ where
             let decision = loaded.policy.evaluate(&input);
             let mode = shared.store.mode();
             log_decision(
-                &conn,
+                target.peer_id(),
                 &parts,
                 &decision,
                 loaded.policy.revision(),
@@ -222,7 +246,7 @@ fn set_headers(headers: &mut HeaderMap, add: &[(HeaderName, HeaderValue)]) {
 }
 
 fn log_decision(
-    conn: &InboundConn,
+    peer: &SpiffeId,
     parts: &http::request::Parts,
     decision: &Decision,
     revision: &str,
@@ -240,7 +264,7 @@ fn log_decision(
         {
             tracing::info!(
                 target: "usher::audit",
-                principal = %conn.peer,
+                principal = %peer,
                 method = %parts.method,
                 path,
                 decision = "allow",
@@ -253,7 +277,7 @@ fn log_decision(
     } else {
         tracing::warn!(
             target: "usher::audit",
-            principal = %conn.peer,
+            principal = %peer,
             method = %parts.method,
             path,
             decision = "deny",

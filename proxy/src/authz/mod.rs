@@ -17,7 +17,7 @@ use std::time::SystemTime;
 use arc_swap::{ArcSwap, Guard};
 use usher_policy::{Limits, Policy, PolicyError, PolicySource, RegoVersion};
 
-pub use layer::{Authorize, AuthzShared};
+pub use layer::{Authorize, AuthorizeLayer, AuthzShared};
 pub use watch::spawn_watcher;
 
 use crate::config::{PolicyConfig, PolicyMode, RegoVersionConfig};

@@ -11,44 +11,54 @@ use std::task::{Context, Poll};
 use futures_util::future::{ready, Either, Ready};
 use http::{Request, Response};
 
-use super::InboundConn;
 use crate::headers::XFCC;
 use crate::respond::{ProxyBody, ProxyError};
 use crate::sanitize::Sanitizer;
+use crate::target::ClientCertHeader;
 
-#[derive(Clone)]
-pub struct IdentityHeadersLayer {
-    conn: Arc<InboundConn>,
+/// For the connection `T`, whose certificate names the caller.
+pub struct IdentityHeadersLayer<T> {
+    target: Arc<T>,
     sanitizer: Arc<Sanitizer>,
 }
 
-impl IdentityHeadersLayer {
-    pub fn new(conn: Arc<InboundConn>, sanitizer: Arc<Sanitizer>) -> Self {
-        IdentityHeadersLayer { conn, sanitizer }
+impl<T> IdentityHeadersLayer<T> {
+    pub fn new(target: Arc<T>, sanitizer: Arc<Sanitizer>) -> Self {
+        IdentityHeadersLayer { target, sanitizer }
     }
 }
 
-impl<S> tower::Layer<S> for IdentityHeadersLayer {
-    type Service = IdentityHeaders<S>;
+impl<T, S> tower::Layer<S> for IdentityHeadersLayer<T> {
+    type Service = IdentityHeaders<T, S>;
 
-    fn layer(&self, inner: S) -> IdentityHeaders<S> {
+    fn layer(&self, inner: S) -> IdentityHeaders<T, S> {
         IdentityHeaders {
-            conn: self.conn.clone(),
+            target: self.target.clone(),
             sanitizer: self.sanitizer.clone(),
             inner,
         }
     }
 }
 
-#[derive(Clone)]
-pub struct IdentityHeaders<S> {
-    conn: Arc<InboundConn>,
+pub struct IdentityHeaders<T, S> {
+    target: Arc<T>,
     sanitizer: Arc<Sanitizer>,
     inner: S,
 }
 
-impl<S, B> tower::Service<Request<B>> for IdentityHeaders<S>
+impl<T, S: Clone> Clone for IdentityHeaders<T, S> {
+    fn clone(&self) -> Self {
+        IdentityHeaders {
+            target: self.target.clone(),
+            sanitizer: self.sanitizer.clone(),
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T, S, B> tower::Service<Request<B>> for IdentityHeaders<T, S>
 where
+    T: ClientCertHeader,
     S: tower::Service<Request<B>, Response = Response<ProxyBody>, Error = ProxyError>,
 {
     type Response = Response<ProxyBody>;
@@ -64,7 +74,7 @@ where
             return Either::Left(ready(Err(ProxyError::Refused(refusal))));
         }
         req.headers_mut()
-            .insert(XFCC.clone(), self.conn.xfcc.clone());
+            .insert(XFCC.clone(), self.target.xfcc().clone());
         Either::Right(self.inner.call(req))
     }
 }

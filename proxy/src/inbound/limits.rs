@@ -10,16 +10,33 @@ use http::{Request, Response};
 use crate::body::RequestBody;
 use crate::respond::{ProxyBody, ProxyError};
 
-#[derive(Clone)]
-pub struct BodyLimit<S> {
-    max: Option<u64>,
-    inner: S,
+/// Only in the stack when `inbound.max_request_body` is set.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimitLayer {
+    max: u64,
 }
 
-impl<S> BodyLimit<S> {
-    pub fn new(max: Option<u64>, inner: S) -> Self {
-        BodyLimit { max, inner }
+impl BodyLimitLayer {
+    pub fn new(max: u64) -> Self {
+        BodyLimitLayer { max }
     }
+}
+
+impl<S> tower::Layer<S> for BodyLimitLayer {
+    type Service = BodyLimit<S>;
+
+    fn layer(&self, inner: S) -> BodyLimit<S> {
+        BodyLimit {
+            max: self.max,
+            inner,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct BodyLimit<S> {
+    max: u64,
+    inner: S,
 }
 
 impl<S> tower::Service<Request<RequestBody>> for BodyLimit<S>
@@ -35,9 +52,7 @@ where
     }
 
     fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
-        let Some(max) = self.max else {
-            return Either::Right(self.inner.call(req));
-        };
+        let max = self.max;
         let declared = req
             .headers()
             .get(http::header::CONTENT_LENGTH)

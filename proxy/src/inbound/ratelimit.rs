@@ -24,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::body::RequestBody;
 use crate::config::{BucketConfig, RateLimitConfig};
-use crate::inbound::InboundConn;
 use crate::respond::{ProxyBody, ProxyError, RateLimited};
+use crate::target::TelemetryPeer;
 
 struct Bucket {
     limiter: DefaultKeyedRateLimiter<Arc<str>>,
@@ -153,26 +153,50 @@ impl RateLimits {
     }
 }
 
-/// The rate-limit step of the inbound stack.
-#[derive(Clone)]
-pub struct RateLimit<S> {
-    conn: Arc<InboundConn>,
-    shared: Arc<RateLimits>,
-    inner: S,
+/// The rate-limit step of the inbound stack, for the connection `T`
+/// (buckets are keyed by the caller's ID).
+pub struct RateLimitLayer<T> {
+    target: Arc<T>,
+    limits: Arc<RateLimits>,
 }
 
-impl<S> RateLimit<S> {
-    pub fn new(conn: Arc<InboundConn>, shared: Arc<RateLimits>, inner: S) -> Self {
+impl<T> RateLimitLayer<T> {
+    pub fn new(target: Arc<T>, limits: Arc<RateLimits>) -> Self {
+        RateLimitLayer { target, limits }
+    }
+}
+
+impl<T, S> tower::Layer<S> for RateLimitLayer<T> {
+    type Service = RateLimit<T, S>;
+
+    fn layer(&self, inner: S) -> RateLimit<T, S> {
         RateLimit {
-            conn,
-            shared,
+            target: self.target.clone(),
+            limits: self.limits.clone(),
             inner,
         }
     }
 }
 
-impl<S> tower::Service<Request<RequestBody>> for RateLimit<S>
+pub struct RateLimit<T, S> {
+    target: Arc<T>,
+    limits: Arc<RateLimits>,
+    inner: S,
+}
+
+impl<T, S: Clone> Clone for RateLimit<T, S> {
+    fn clone(&self) -> Self {
+        RateLimit {
+            target: self.target.clone(),
+            limits: self.limits.clone(),
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T, S> tower::Service<Request<RequestBody>> for RateLimit<T, S>
 where
+    T: TelemetryPeer,
     S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = ProxyError>,
 {
     type Response = Response<ProxyBody>;
@@ -184,10 +208,11 @@ where
     }
 
     fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
-        match self.shared.check(&self.conn.peer_info.id, req.uri().path()) {
+        let caller = &self.target.telemetry_peer().id;
+        match self.limits.check(caller, req.uri().path()) {
             Ok(()) => Either::Right(self.inner.call(req)),
             Err(mut limited) => {
-                limited.log_line = self.shared.throttle_log();
+                limited.log_line = self.limits.throttle_log();
                 Either::Left(ready(Err(ProxyError::RateLimited(limited))))
             }
         }
