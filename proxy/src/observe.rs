@@ -5,8 +5,8 @@
 //! ([`ProxyError::rescue`]).
 //!
 //! Inbound the peer is the connection's ([`ObserveTarget`]); outbound it
-//! is the route's, known only per request, so the route step above calls
-//! [`Observe::call_as`] with it.
+//! is the route's, chosen per request by the route step above, and the
+//! routed request says so ([`ObservedRequest::peer`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -15,19 +15,38 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures_util::future::{ready, Either, Ready};
 use http::{Request, Response};
 
 use crate::body::RequestBody;
 use crate::respond::{ProxyBody, ProxyError, Side};
 use crate::target::{CancelGuard, TelemetryPeer};
-use crate::telemetry::{ConnMetrics, Observation, ObservedBody, Peer, Telemetry};
+use crate::telemetry::{ConnMetrics, Direction, Observation, ObservedBody, Peer, Telemetry};
 
 /// What the observe step needs from its connection.
 pub trait ObserveTarget: TelemetryPeer + CancelGuard {
+    fn direction(&self) -> Direction;
     /// The local app's address on an outbound connection (for the log
     /// line); `None` inbound, where the peer's ID names the caller.
     fn app_client(&self) -> Option<SocketAddr>;
+}
+
+/// A request as the observe step sees it: the HTTP request, and the peer
+/// when the request knows it better than the connection does.
+pub trait ObservedRequest {
+    fn http_mut(&mut self) -> &mut Request<RequestBody>;
+    /// The peer this request goes to, if it was chosen per request (the
+    /// outbound route); `None`: the connection's.
+    fn peer(&self) -> Option<&Peer>;
+}
+
+impl ObservedRequest for Request<RequestBody> {
+    fn http_mut(&mut self) -> &mut Request<RequestBody> {
+        self
+    }
+
+    fn peer(&self) -> Option<&Peer> {
+        None
+    }
 }
 
 /// Built per connection.
@@ -44,11 +63,10 @@ impl<T> ObserveLayer<T> {
     where
         T: ObserveTarget,
     {
-        let direction = match target.app_client() {
-            Some(_) => crate::telemetry::Direction::Outbound,
-            None => crate::telemetry::Direction::Inbound,
-        };
-        let metrics = Arc::new(ConnMetrics::new(telemetry.metrics.clone(), direction));
+        let metrics = Arc::new(ConnMetrics::new(
+            telemetry.metrics.clone(),
+            target.direction(),
+        ));
         ObserveLayer {
             target,
             telemetry,
@@ -92,56 +110,11 @@ impl<T, S: Clone> Clone for Observe<T, S> {
     }
 }
 
-type Refusal = Ready<Result<Response<ProxyBody>, ProxyError>>;
-
-impl<T, S> Observe<T, S>
+impl<T, S, R> tower::Service<R> for Observe<T, S>
 where
     T: ObserveTarget,
-    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = ProxyError>,
-{
-    fn start(&self, peer: Peer, req: &mut Request<RequestBody>) -> Observation {
-        let mut obs = Observation::start(&self.telemetry, &self.metrics, req, peer, self.policy_on);
-        if let Some(guard) = self.target.reset_guard() {
-            obs.on_cancel(guard.clone());
-        }
-        obs
-    }
-
-    /// Observes `req` as a request to (or from) `peer`, and serves it.
-    pub fn call_as(
-        &mut self,
-        peer: Peer,
-        mut req: Request<RequestBody>,
-    ) -> ObserveFuture<S::Future> {
-        let obs = self.start(peer, &mut req);
-        ObserveFuture {
-            inner: Either::Left(self.inner.call(req)),
-            obs: Some(obs),
-            app_client: self.target.app_client(),
-        }
-    }
-
-    /// Observes `req` as a request to (or from) `peer`, refused with `err`
-    /// by a step above this one.
-    pub fn refuse_as(
-        &mut self,
-        peer: Peer,
-        mut req: Request<RequestBody>,
-        err: ProxyError,
-    ) -> ObserveFuture<S::Future> {
-        let obs = self.start(peer, &mut req);
-        ObserveFuture {
-            inner: Either::Right(ready(Err(err))),
-            obs: Some(obs),
-            app_client: self.target.app_client(),
-        }
-    }
-}
-
-impl<T, S> tower::Service<Request<RequestBody>> for Observe<T, S>
-where
-    T: ObserveTarget,
-    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = ProxyError>,
+    R: ObservedRequest,
+    S: tower::Service<R, Response = Response<ProxyBody>, Error = ProxyError>,
 {
     type Response = Response<ObservedBody<ProxyBody>>;
     type Error = Infallible;
@@ -156,9 +129,26 @@ where
         }
     }
 
-    fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
-        let peer = self.target.telemetry_peer().clone();
-        self.call_as(peer, req)
+    fn call(&mut self, mut req: R) -> Self::Future {
+        let peer = req
+            .peer()
+            .unwrap_or_else(|| self.target.telemetry_peer())
+            .clone();
+        let mut obs = Observation::start(
+            &self.telemetry,
+            &self.metrics,
+            req.http_mut(),
+            peer,
+            self.policy_on,
+        );
+        if let Some(guard) = self.target.reset_guard() {
+            obs.on_cancel(guard.clone());
+        }
+        ObserveFuture {
+            inner: self.inner.call(req),
+            obs: Some(obs),
+            app_client: self.target.app_client(),
+        }
     }
 }
 
@@ -167,7 +157,7 @@ pin_project_lite::pin_project! {
     /// body observed. Not boxed.
     pub struct ObserveFuture<F> {
         #[pin]
-        inner: Either<F, Refusal>,
+        inner: F,
         obs: Option<Observation>,
         app_client: Option<SocketAddr>,
     }

@@ -22,12 +22,14 @@ use crate::identity::{
 use crate::inbound::{
     self, serve_inbound, AppConnector, Inbound, InboundListener, RateLimits, ToApp,
 };
-use crate::outbound::{Outbound, PeerConnector, RouteTable};
+use crate::outbound::{
+    serve_outbound, Outbound, OutboundListener, PeerConnector, RouteLayer, RouteTable, ToPeer,
+};
 use crate::sanitize::Sanitizer;
 use crate::serve::{
     accept_loop, http_builder, serve_http, ConnectionLimit, Lifecycle, ServerLimits,
 };
-use crate::telemetry::{ConnMetrics, Direction, Telemetry};
+use crate::telemetry::{Direction, Telemetry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -170,7 +172,9 @@ impl Sidecar {
                     let builder = builder.clone();
                     let shutdown = life2.shutdown.clone();
                     async move {
-                        let svc = move |req| admin::handle(state.clone(), req, remote);
+                        let svc = hyper::service::service_fn(move |req| {
+                            admin::handle(state.clone(), req, remote)
+                        });
                         serve_http(&builder, tcp, svc, &shutdown, idle).await;
                     }
                 },
@@ -299,49 +303,41 @@ impl Sidecar {
 
         // Outbound: plain HTTP from the app → route → mTLS to the peer.
         let timeout = config.outbound.connect_timeout;
-        let outbound = Outbound::new(
-            routes.clone(),
-            Upstream::new(
-                PeerConnector::new(routes.clone(), Alpn::Http1, timeout, metrics.clone()),
-                PeerConnector::new(routes, Alpn::H2, timeout, metrics.clone()),
-                life.tasks.clone(),
-                metrics.clone(),
-                Direction::Outbound,
-            ),
-            telemetry.clone(),
-            Sanitizer::new(
-                config.outbound.upgrades.clone(),
-                None,
-                vec![crate::headers::XFCC.clone()],
-                Vec::new(),
-            ),
-        );
-        {
-            let life2 = life.clone();
-            let builder = builder.clone();
-            let refused = metrics.clone();
-            tokio::spawn(accept_loop(
-                outbound_listener,
-                "outbound",
-                life.clone(),
-                ConnectionLimit::new(
-                    inbound_cfg.max_connections,
-                    Arc::new(move || refused.connection_refused(Direction::Outbound)),
+        let outbound = Arc::new(OutboundListener {
+            outbound: Outbound {
+                route: RouteLayer::new(
+                    routes.clone(),
+                    Arc::new(Sanitizer::new(
+                        config.outbound.upgrades.clone(),
+                        None,
+                        vec![crate::headers::XFCC.clone()],
+                        Vec::new(),
+                    )),
                 ),
-                move |tcp, remote| {
-                    let outbound = outbound.clone();
-                    let builder = builder.clone();
-                    let shutdown = life2.shutdown.clone();
-                    async move {
-                        let metrics = &outbound.telemetry().metrics;
-                        let _open = metrics.connection_opened(Direction::Outbound);
-                        let conn = Arc::new(ConnMetrics::new(metrics.clone(), Direction::Outbound));
-                        let svc = move |req| outbound.clone().handle(req, remote, conn.clone());
-                        serve_http(&builder, tcp, svc, &shutdown, idle).await;
-                    }
-                },
-            ));
-        }
+                to_peer: ToPeer::new(Upstream::new(
+                    PeerConnector::new(routes.clone(), Alpn::Http1, timeout, metrics.clone()),
+                    PeerConnector::new(routes, Alpn::H2, timeout, metrics.clone()),
+                    life.tasks.clone(),
+                    metrics.clone(),
+                    Direction::Outbound,
+                )),
+                telemetry: telemetry.clone(),
+            },
+            builder: builder.clone(),
+            shutdown: life.shutdown.clone(),
+            idle_timeout: inbound_cfg.idle_timeout,
+        });
+        let refused = metrics.clone();
+        tokio::spawn(accept_loop(
+            outbound_listener,
+            "outbound",
+            life.clone(),
+            ConnectionLimit::new(
+                inbound_cfg.max_connections,
+                Arc::new(move || refused.connection_refused(Direction::Outbound)),
+            ),
+            move |tcp, remote| serve_outbound(tcp, remote, outbound.clone()),
+        ));
 
         state.set_ready(true);
         Ok(Sidecar {

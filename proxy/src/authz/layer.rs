@@ -3,9 +3,7 @@
 //! lets the request through (changing headers as the decision says) or
 //! ends it with [`ProxyError::PolicyDenied`] (answered by `respond`).
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -15,6 +13,7 @@ use http::{HeaderMap, Request, Response, Version};
 use usher_ca::SpiffeId;
 use usher_policy::{BodyInput, Decision, RequestInput};
 
+use super::future::AuthorizeFuture;
 use super::PolicyStore;
 use crate::body::RequestBody;
 use crate::config::PolicyMode;
@@ -113,118 +112,142 @@ impl<T, S: Clone> Clone for Authorize<T, S> {
     }
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, ProxyError>> + Send>>;
-
 impl<T, S> tower::Service<Request<RequestBody>> for Authorize<T, S>
 where
-    T: PeerIdentity + RemoteAddr + Send + Sync + 'static,
+    T: PeerIdentity + RemoteAddr,
     S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = ProxyError>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
+        + Clone,
 {
     type Response = Response<ProxyBody>;
     type Error = ProxyError;
-    type Future = BoxFuture;
+    type Future = AuthorizeFuture<T, S, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<RequestBody>) -> BoxFuture {
-        // The clone that was polled ready is the one that serves this call.
+    fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+        let with_body = self.shared.store.config().with_body.as_ref();
+        let Some(max) = with_body.map(|w| w.max_bytes) else {
+            // Decided here and now: the next step is called right away.
+            return match decide(&*self.target, &self.shared, &mut parts, None) {
+                Ok(verdict) => AuthorizeFuture::next(
+                    self.inner.call(Request::from_parts(parts, body)),
+                    verdict,
+                ),
+                Err(err) => AuthorizeFuture::refused(err),
+            };
+        };
+        // The policy reads the body first; the next step is called once the
+        // decision is made, so the future takes the service that was polled
+        // ready (tower's rule) and leaves a clone here. Only on this path:
+        // the service below is `ToApp`, one `Arc`.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let target = self.target.clone();
-        let shared = self.shared.clone();
-        Box::pin(async move {
-            let (mut parts, body) = req.into_parts();
-            let with_body = shared
-                .store
-                .config()
-                .with_body
-                .as_ref()
-                .map(|w| w.max_bytes);
-            let (body_input, body) = match with_body {
-                None => (None, body),
-                Some(max) => match body.read_prefix(max).await {
-                    Ok((bytes, truncated, body)) => (Some(BodyInput { bytes, truncated }), body),
-                    Err(crate::body::BodyError::TooLarge(max)) => {
-                        return Err(ProxyError::BodyTooLarge { max });
-                    }
-                    Err(e) => {
-                        let reason = e.to_string();
-                        return Err(ProxyError::BodyUnreadable { reason });
-                    }
-                },
-            };
-            let request_id = match parts.headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()) {
-                Some(id) => id.to_owned(),
-                None => {
-                    let id = shared.ids.next();
-                    if let Ok(v) = HeaderValue::from_str(&id) {
-                        parts.headers.insert(REQUEST_ID.clone(), v);
-                    }
-                    id
-                }
-            };
+        let ready = std::mem::replace(&mut self.inner, clone);
+        AuthorizeFuture::reading(
+            body.read_prefix(max),
+            parts,
+            self.target.clone(),
+            self.shared.clone(),
+            ready,
+        )
+    }
+}
 
-            let loaded = shared.store.current();
-            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-            let host = crate::headers::authority_of_parts(&parts).unwrap_or("");
-            let input = RequestInput {
-                source_principal: Some(target.peer_id().as_str()),
-                source_address: target.remote_addr(),
-                destination_principal: shared.own_id.as_str(),
-                destination_address: shared.local_addr,
-                method: parts.method.as_str(),
-                path,
-                host,
-                scheme: "https",
-                protocol: protocol(parts.version),
-                headers: &parts.headers,
-                request_id: &request_id,
-                body: body_input.as_ref(),
-                jwt_claims: parts
-                    .extensions
-                    .get::<crate::authn::VerifiedClaims>()
-                    .map(|c| &*c.0),
-            };
-            let decision = loaded.policy.evaluate(&input);
-            let mode = shared.store.mode();
-            log_decision(
-                target.peer_id(),
-                &parts,
-                &decision,
-                loaded.policy.revision(),
-                mode,
-                shared.store.config().decision_log.allow_sample_rate,
-            );
-            drop(loaded);
-            shared
-                .metrics
-                .policy_decision(mode == PolicyMode::Audit, decision.allowed);
+/// Builds the policy input, evaluates the policy in force, logs and counts
+/// the decision; an allow's header changes are applied to `parts`.
+pub(super) fn decide<T: PeerIdentity + RemoteAddr>(
+    target: &T,
+    shared: &AuthzShared,
+    parts: &mut http::request::Parts,
+    body: Option<&BodyInput>,
+) -> Result<Verdict, ProxyError> {
+    let request_id = match parts.headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()) {
+        Some(id) => id.to_owned(),
+        None => {
+            let id = shared.ids.next();
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                parts.headers.insert(REQUEST_ID.clone(), v);
+            }
+            id
+        }
+    };
 
-            if !decision.allowed {
-                if mode == PolicyMode::Enforce {
-                    return Err(ProxyError::PolicyDenied(PolicyDenied::from_decision(
-                        decision,
-                    )));
-                }
-                // Audit: the request goes on untouched, as if no policy ran.
-                let mut resp = inner.call(Request::from_parts(parts, body)).await?;
+    let loaded = shared.store.current();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let host = crate::headers::authority_of_parts(parts).unwrap_or("");
+    let input = RequestInput {
+        source_principal: Some(target.peer_id().as_str()),
+        source_address: target.remote_addr(),
+        destination_principal: shared.own_id.as_str(),
+        destination_address: shared.local_addr,
+        method: parts.method.as_str(),
+        path,
+        host,
+        scheme: "https",
+        protocol: protocol(parts.version),
+        headers: &parts.headers,
+        request_id: &request_id,
+        body,
+        jwt_claims: parts
+            .extensions
+            .get::<crate::authn::VerifiedClaims>()
+            .map(|c| &*c.0),
+    };
+    let decision = loaded.policy.evaluate(&input);
+    let mode = shared.store.mode();
+    log_decision(
+        target.peer_id(),
+        parts,
+        &decision,
+        loaded.policy.revision(),
+        mode,
+        shared.store.config().decision_log.allow_sample_rate,
+    );
+    drop(loaded);
+    shared
+        .metrics
+        .policy_decision(mode == PolicyMode::Audit, decision.allowed);
+
+    if !decision.allowed {
+        if mode == PolicyMode::Enforce {
+            return Err(ProxyError::PolicyDenied(PolicyDenied::from_decision(
+                decision,
+            )));
+        }
+        // Audit: the request goes on untouched, as if no policy ran.
+        return Ok(Verdict::AuditDeny);
+    }
+    for name in &decision.request_headers_to_remove {
+        parts.headers.remove(name);
+    }
+    set_headers(&mut parts.headers, &decision.headers);
+    Ok(Verdict::Allow {
+        response_headers: decision.response_headers_to_add,
+    })
+}
+
+/// What the decision says to do with the response from the next step.
+pub(super) enum Verdict {
+    Allow {
+        /// The decision's `response_headers_to_add`.
+        response_headers: Vec<(HeaderName, HeaderValue)>,
+    },
+    /// Denied, let through in audit mode: tagged for the span.
+    AuditDeny,
+}
+
+impl Verdict {
+    pub(super) fn apply(self, resp: &mut Response<ProxyBody>) {
+        match self {
+            Verdict::Allow { response_headers } => {
+                append_headers(resp.headers_mut(), &response_headers)
+            }
+            Verdict::AuditDeny => {
                 resp.extensions_mut().insert(PolicyVerdict::AuditDeny);
-                return Ok(resp);
             }
-            for name in &decision.request_headers_to_remove {
-                parts.headers.remove(name);
-            }
-            set_headers(&mut parts.headers, &decision.headers);
-            let mut resp = inner.call(Request::from_parts(parts, body)).await?;
-            append_headers(resp.headers_mut(), &decision.response_headers_to_add);
-            Ok(resp)
-        })
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use usher_ca::SpiffeId;
 use crate::observe::ObserveTarget;
 use crate::serve::ResetGuard;
 use crate::target::{CancelGuard, ClientCertHeader, PeerIdentity, RemoteAddr, TelemetryPeer};
-use crate::telemetry::{Peer, Telemetry};
+use crate::telemetry::{Direction, Peer, Telemetry};
 
 #[derive(Debug)]
 pub struct InboundConn {
@@ -86,6 +86,10 @@ impl CancelGuard for InboundConn {
 }
 
 impl ObserveTarget for InboundConn {
+    fn direction(&self) -> Direction {
+        Direction::Inbound
+    }
+
     fn app_client(&self) -> Option<SocketAddr> {
         None
     }

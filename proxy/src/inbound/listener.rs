@@ -12,16 +12,14 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 use usher_ca::SpiffeId;
 
 use super::{Inbound, InboundConn};
-use crate::body::RequestBody;
 use crate::config::Config;
 use crate::connect::tls_failure_reason;
 use crate::identity;
 use crate::sanitize::{Sanitizer, FORWARDED};
-use crate::serve::serve_http;
+use crate::serve::{serve_http, StackService};
 use crate::telemetry::Direction;
 
 /// How long a peer may take to complete the TLS handshake.
@@ -117,14 +115,12 @@ pub async fn serve_inbound(tcp: TcpStream, remote: SocketAddr, listener: Arc<Inb
         &listener.inbound.telemetry,
         close.clone(),
     ));
-    let stack = super::stack(conn, &listener.inbound);
-    let svc = move |req: http::Request<hyper::body::Incoming>| {
-        stack.clone().oneshot(req.map(RequestBody::new))
-    };
+    // Built once for the connection and called in place per request.
+    let stack = StackService::new(super::stack(conn, &listener.inbound));
     serve_http(
         &listener.builder,
         tls,
-        svc,
+        stack,
         &close,
         Some(listener.idle_timeout),
     )

@@ -26,7 +26,7 @@ pub use identity_headers::{IdentityHeaders, IdentityHeadersLayer};
 pub use limits::{BodyLimit, BodyLimitLayer};
 pub use listener::{sanitizer, serve_inbound, InboundListener};
 pub use ratelimit::{RateLimit, RateLimitLayer, RateLimits};
-pub use to_app::ToApp;
+pub use to_app::{ToApp, ToAppFuture};
 
 use crate::authn::{AuthenticateLayer, Authn};
 use crate::authz::{AuthorizeLayer, AuthzShared};
@@ -61,8 +61,7 @@ pub fn stack(
     Response = Response<ObservedBody<crate::respond::ProxyBody>>,
     Error = std::convert::Infallible,
     Future: Send,
-> + Clone
-       + Send
+> + Send
        + 'static {
     ServiceBuilder::new()
         // The SERVER span (continuing the peer's context, handing the app
