@@ -1,7 +1,7 @@
 //! Putting a sidecar together from a [`Config`]: load the identity, build
 //! the TLS configs and route table, bind the three listeners, serve. Each
-//! listener has its builder: [`admin`], [`inbound`], [`outbound`]; the
-//! identity's start-up is in [`identity`].
+//! listener has its builder: `sidecar/admin.rs`, `sidecar/inbound.rs`,
+//! `sidecar/outbound.rs`; the identity's start-up is in `sidecar/identity.rs`.
 //!
 //! `usher run` and `usher demo` both start sidecars through
 //! [`Sidecar::start`]; there is no other way in.

@@ -2,7 +2,7 @@
 //! peer's certificate is the caller's identity; requests go through a tower
 //! stack and on to the local app over pooled plain-HTTP connections.
 //!
-//! [`listener`] accepts and verifies connections; for each it builds an
+//! [`serve_inbound`] accepts and verifies connections; for each it builds an
 //! [`InboundConn`] (the target: who is calling, from where) and the
 //! connection's [`stack`], so layers know the caller without any
 //! per-request lookup. The whole request path is in [`stack`].
