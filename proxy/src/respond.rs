@@ -262,8 +262,13 @@ impl ProxyError {
             ProxyError::Refused(refusal) => {
                 tracing::debug!(direction = "inbound", peer, %refusal, "request refused")
             }
-            // The caller's own fault: not a warning.
-            ProxyError::BodyUnreadable { .. } | ProxyError::BodyTooLarge { .. } => {
+            // The caller's own fault: not a warning. A body over the limit
+            // is as plain a refusal as the sanitiser's (debug); a body that
+            // broke off mid-stream is worth seeing (info).
+            ProxyError::BodyTooLarge { .. } => {
+                tracing::debug!(direction = "inbound", peer, error = %self, "client error")
+            }
+            ProxyError::BodyUnreadable { .. } => {
                 tracing::info!(direction = "inbound", peer, error = %self, "client error")
             }
             _ => tracing::warn!(direction = "inbound", peer, error = %self, "request failed"),

@@ -43,6 +43,24 @@ pub struct Outbound {
     pub route: RouteLayer,
     pub to_peer: ToPeer,
     pub telemetry: Arc<Telemetry>,
+    /// The peer of a request no route was found for.
+    pub unknown: Peer,
+}
+
+impl Outbound {
+    pub fn new(route: RouteLayer, to_peer: ToPeer, telemetry: Arc<Telemetry>) -> Outbound {
+        let unknown: Arc<str> = Arc::from(UNKNOWN_PEER);
+        Outbound {
+            route,
+            to_peer,
+            telemetry,
+            unknown: Peer {
+                id: unknown.clone(),
+                label: unknown,
+                addr: None,
+            },
+        }
+    }
 }
 
 /// One connection from the local app: the target of its stack.
@@ -54,16 +72,9 @@ pub struct OutboundConn {
 }
 
 impl OutboundConn {
-    pub fn new(client: SocketAddr) -> OutboundConn {
-        let unknown: Arc<str> = Arc::from(UNKNOWN_PEER);
-        OutboundConn {
-            client,
-            unknown: Peer {
-                id: unknown.clone(),
-                label: unknown,
-                addr: None,
-            },
-        }
+    /// `unknown`: the shared [`Outbound::unknown`] (two `Arc` clones).
+    pub fn new(client: SocketAddr, unknown: Peer) -> OutboundConn {
+        OutboundConn { client, unknown }
     }
 }
 
@@ -124,7 +135,8 @@ pub struct OutboundListener {
 pub async fn serve_outbound(tcp: TcpStream, remote: SocketAddr, listener: Arc<OutboundListener>) {
     let metrics = &listener.outbound.telemetry.metrics;
     let _open = metrics.connection_opened(Direction::Outbound);
-    let stack = stack(Arc::new(OutboundConn::new(remote)), &listener.outbound);
+    let conn = OutboundConn::new(remote, listener.outbound.unknown.clone());
+    let stack = stack(Arc::new(conn), &listener.outbound);
     serve_http(
         &listener.builder,
         tcp,

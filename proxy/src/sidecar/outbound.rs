@@ -60,16 +60,16 @@ impl OutboundBuilder<'_> {
         );
         let connector =
             |alpn| PeerConnector::new(self.routes.clone(), alpn, timeout, metrics.clone());
-        Outbound {
-            route: RouteLayer::new(self.routes.clone(), Arc::new(sanitizer)),
-            to_peer: ToPeer::new(Upstream::new(
+        Outbound::new(
+            RouteLayer::new(self.routes.clone(), Arc::new(sanitizer)),
+            ToPeer::new(Upstream::new(
                 connector(Alpn::Http1),
                 connector(Alpn::H2),
                 self.life.tasks.clone(),
                 metrics.clone(),
                 Direction::Outbound,
             )),
-            telemetry: self.telemetry.clone(),
-        }
+            self.telemetry.clone(),
+        )
     }
 }
