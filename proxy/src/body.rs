@@ -56,40 +56,68 @@ impl RequestBody {
         }
     }
 
-    /// Reads up to `max` bytes of the body for inspection and returns them,
-    /// whether the body is longer than that (`truncated`), and the body to
-    /// forward, which still yields every byte (and trailers) in order.
-    pub async fn read_prefix(
-        mut self,
-        max: usize,
-    ) -> Result<(Bytes, bool, RequestBody), BodyError> {
-        use http_body_util::BodyExt;
+    /// Reads up to `max` bytes of the body for inspection; the future
+    /// yields them, whether the body is longer than that (`truncated`), and
+    /// the body to forward, which still yields every byte (and trailers)
+    /// in order.
+    pub fn read_prefix(mut self, max: usize) -> ReadPrefix {
         let mut buf = bytes::BytesMut::new();
-        let mut ended = true;
         if let Some(prefix) = self.prefix.take() {
             buf.extend_from_slice(&prefix);
         }
-        if let Some(rest) = self.rest.as_mut() {
+        ReadPrefix {
+            body: Some(self),
+            buf,
+            max,
+        }
+    }
+}
+
+/// [`RequestBody::read_prefix`]: a named future, so the policy step that
+/// awaits it needs no box.
+#[derive(Debug)]
+pub struct ReadPrefix {
+    body: Option<RequestBody>,
+    buf: bytes::BytesMut,
+    max: usize,
+}
+
+impl std::future::Future for ReadPrefix {
+    type Output = Result<(Bytes, bool, RequestBody), BodyError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let Some(body) = this.body.as_mut() else {
+            // Polled again after it finished: nothing more to give.
+            return Poll::Pending;
+        };
+        let mut ended = true;
+        if let Some(rest) = body.rest.as_mut() {
             ended = false;
-            while buf.len() <= max {
-                match rest.frame().await {
+            while this.buf.len() <= this.max {
+                match std::task::ready!(Pin::new(&mut *rest).poll_frame(cx)) {
                     None => {
                         ended = true;
                         break;
                     }
-                    Some(frame) => match frame?.into_data() {
+                    Some(Err(e)) => {
+                        this.body = None;
+                        return Poll::Ready(Err(BodyError::Read(e)));
+                    }
+                    Some(Ok(frame)) => match frame.into_data() {
                         Ok(data) => {
-                            self.seen += data.len() as u64;
-                            if let Some(limit) = self.limit {
-                                if self.seen > limit {
-                                    return Err(BodyError::TooLarge(limit));
+                            body.seen += data.len() as u64;
+                            if let Some(limit) = body.limit {
+                                if body.seen > limit {
+                                    this.body = None;
+                                    return Poll::Ready(Err(BodyError::TooLarge(limit)));
                                 }
                             }
-                            buf.extend_from_slice(&data)
+                            this.buf.extend_from_slice(&data)
                         }
                         Err(frame) => {
                             // Trailers come last: the stream is over.
-                            self.trailers = frame.into_trailers().ok();
+                            body.trailers = frame.into_trailers().ok();
                             ended = true;
                             break;
                         }
@@ -97,22 +125,25 @@ impl RequestBody {
                 }
             }
         }
-        let all = buf.freeze();
-        let truncated = all.len() > max;
+        let Some(body) = this.body.take() else {
+            return Poll::Pending;
+        };
+        let all = std::mem::take(&mut this.buf).freeze();
+        let truncated = all.len() > this.max;
         let inspected = if truncated {
-            all.slice(..max)
+            all.slice(..this.max)
         } else {
             all.clone()
         };
         let forward = RequestBody {
             prefix: (!all.is_empty()).then_some(all),
-            trailers: self.trailers,
-            rest: if ended { None } else { self.rest },
-            limit: self.limit,
+            trailers: body.trailers,
+            rest: if ended { None } else { body.rest },
+            limit: body.limit,
             // The prefix is counted when it was read.
-            seen: self.seen,
+            seen: body.seen,
         };
-        Ok((inspected, truncated, forward))
+        Poll::Ready(Ok((inspected, truncated, forward)))
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::config::Config;
+use crate::config::{CaIdentityConfig, Config, IdentityFiles, IdentitySource};
 use crate::identity::{self, CertStore, IdentityError, TrustStore};
 
 /// One thing `usher run` would refuse.
@@ -37,15 +37,43 @@ fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
     }
 }
 
+/// What `usher check` found: the verdict, and what works but should be
+/// changed (old spellings of moved keys), reported either way.
+#[derive(Debug)]
+pub struct Checked {
+    pub warnings: Vec<Problem>,
+    pub result: Result<Summary, Vec<Problem>>,
+}
+
 /// Checks the config at `path`. A config that does not parse stops there
 /// (nothing else can be known); otherwise every later check runs.
-pub fn check(path: &Path) -> Result<Summary, Vec<Problem>> {
-    let config = Config::load(path).map_err(|e| vec![problem(e.key, e.message)])?;
+pub fn check(path: &Path) -> Checked {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            return Checked {
+                warnings: Vec::new(),
+                result: Err(vec![problem(e.key, e.message)]),
+            }
+        }
+    };
+    let warnings = config
+        .warnings
+        .iter()
+        .map(|w| problem(w.key.clone(), w.message.clone()))
+        .collect();
+    Checked {
+        warnings,
+        result: check_config(&config),
+    }
+}
+
+fn check_config(config: &Config) -> Result<Summary, Vec<Problem>> {
     let mut problems = Vec::new();
-    let spiffe_id = check_identity(&config, &mut problems);
+    let spiffe_id = check_identity(config, &mut problems);
     let routes = config.outbound.routes.len();
-    let policy_revision = check_policy(&config, &mut problems);
-    check_jwks(&config, &mut problems);
+    let policy_revision = check_policy(config, &mut problems);
+    check_jwks(config, &mut problems);
     if problems.is_empty() {
         Ok(Summary {
             service: config.service.clone(),
@@ -69,8 +97,7 @@ fn readable(key: &str, path: &Path, problems: &mut Vec<Problem>) -> bool {
 }
 
 /// The identity key an error is about, found by the file it names.
-pub(crate) fn identity_key(config: &Config, err: &IdentityError) -> &'static str {
-    let id = &config.identity;
+pub(crate) fn identity_key(id: &IdentityFiles, err: &IdentityError) -> &'static str {
     let named = |p: &PathBuf| {
         if *p == id.key {
             "identity.key"
@@ -90,25 +117,31 @@ pub(crate) fn identity_key(config: &Config, err: &IdentityError) -> &'static str
     }
 }
 
+/// CA mode: the CA's bundle (with a certificate in it) and the token file
+/// can be read.
+fn check_ca(ca: &CaIdentityConfig, problems: &mut Vec<Problem>) -> String {
+    if readable("identity.ca.bundle", &ca.bundle, problems) {
+        let pems = std::fs::read(&ca.bundle).unwrap_or_default();
+        if !String::from_utf8_lossy(&pems).contains("-----BEGIN CERTIFICATE-----") {
+            problems.push(problem(
+                "identity.ca.bundle",
+                format!("{}: no PEM certificate found", ca.bundle.display()),
+            ));
+        }
+    }
+    readable("identity.ca.token_file", &ca.token_file, problems);
+    ca.spiffe_id.to_string()
+}
+
 /// File mode: the three files, the key, the certificate's SPIFFE ID and
 /// validity, the TLS configs and routes. CA mode: the CA's bundle and the
 /// token file. Returns the SPIFFE ID found or asked for.
 fn check_identity(config: &Config, problems: &mut Vec<Problem>) -> String {
     let provider = identity::crypto_provider(&config.tls);
-    if let Some(ca) = &config.identity.ca {
-        if readable("identity.ca.bundle", &ca.bundle, problems) {
-            let pems = std::fs::read(&ca.bundle).unwrap_or_default();
-            if !String::from_utf8_lossy(&pems).contains("-----BEGIN CERTIFICATE-----") {
-                problems.push(problem(
-                    "identity.ca.bundle",
-                    format!("{}: no PEM certificate found", ca.bundle.display()),
-                ));
-            }
-        }
-        readable("identity.ca.token_file", &ca.token_file, problems);
-        return ca.spiffe_id.to_string();
-    }
-    let id = &config.identity;
+    let id = match &config.identity {
+        IdentitySource::Files(files) => files,
+        IdentitySource::Ca(ca) => return check_ca(ca, problems),
+    };
     let all_readable = [
         ("identity.cert", &id.cert),
         ("identity.key", &id.key),
@@ -122,7 +155,7 @@ fn check_identity(config: &Config, problems: &mut Vec<Problem>) -> String {
     let loaded = match identity::load_identity(id, &provider) {
         Ok(loaded) => loaded,
         Err(e) => {
-            problems.push(problem(identity_key(config, &e), e.to_string()));
+            problems.push(problem(identity_key(id, &e), e.to_string()));
             return String::new();
         }
     };

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use usher_ca::SpiffeId;
 
 /// The parsed and validated configuration.
@@ -19,7 +19,8 @@ use usher_ca::SpiffeId;
 pub struct Config {
     /// The service's name: `service.name` in telemetry, shown in logs.
     pub service: String,
-    pub identity: IdentityConfig,
+    /// The certificate's source: three files, or a CA (`identity.ca`).
+    pub identity: IdentitySource,
     pub inbound: InboundConfig,
     #[serde(default)]
     pub outbound: OutboundConfig,
@@ -44,91 +45,35 @@ pub struct Config {
     /// Per-caller token buckets on inbound requests.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
+    /// `server:` as written; resolved into [`Config::server`].
+    #[serde(default, rename = "server")]
+    server_keys: ServerKeys,
+    /// The limits every listener applies (`server:`, or the old spelling
+    /// under `inbound:`).
+    #[serde(skip)]
+    pub server: ServerConfig,
+    /// What works but should be changed (old spellings); `usher run` logs
+    /// them at start, `usher check` prints them.
+    #[serde(skip)]
+    pub warnings: Vec<ConfigWarning>,
 }
 
 mod guard;
 mod hardening;
+mod identity;
+mod policy;
+mod server;
 mod telemetry;
+mod validate;
 pub use guard::{
     AuthenticationConfig, BucketConfig, JwtIssuerConfig, RateLimitConfig, RouteLimitConfig,
     TokenLocation,
 };
 pub use hardening::{AppProtocol, PathNormalizationConfig};
+pub use identity::{CaIdentityConfig, IdentityFiles, IdentitySource};
+pub use policy::{DecisionLogConfig, PolicyConfig, PolicyMode, RegoVersionConfig, WithBodyConfig};
+pub use server::{ConfigWarning, ServerConfig, ServerKeys};
 pub use telemetry::{OtlpConfig, OtlpProtocol, TelemetryConfig};
-
-/// `policy:`: which Rego files decide, and how.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyConfig {
-    /// Rego files (relative to this config file's folder).
-    pub files: Vec<PathBuf>,
-    /// JSON or YAML data files, merged under `data`.
-    #[serde(default)]
-    pub data: Vec<PathBuf>,
-    /// The rule whose value is the decision: a boolean or an OPA-Envoy
-    /// decision object.
-    #[serde(default = "defaults::policy_query", deserialize_with = "de::query")]
-    pub query: String,
-    #[serde(default)]
-    pub mode: PolicyMode,
-    /// `v1` (default) or `v0` for older OPA policies (`allow { ... }`).
-    #[serde(default)]
-    pub rego_version: RegoVersionConfig,
-    /// A decision that takes longer is a deny.
-    #[serde(default = "defaults::eval_timeout", deserialize_with = "de::duration")]
-    pub eval_timeout: Duration,
-    /// Hand the request body to the policy (up to `max_bytes`).
-    #[serde(default)]
-    pub with_body: Option<WithBodyConfig>,
-    #[serde(default)]
-    pub decision_log: DecisionLogConfig,
-    /// Reload when a policy or data file changes on disk (SIGHUP always does).
-    #[serde(default = "defaults::yes")]
-    pub watch: bool,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PolicyMode {
-    /// Denied requests get 403 (or the policy's status) and never reach the app.
-    #[default]
-    Enforce,
-    /// Decisions are evaluated and logged; every request goes through.
-    Audit,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RegoVersionConfig {
-    V0,
-    #[default]
-    V1,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WithBodyConfig {
-    /// At most this many bytes are read before the decision; a longer body
-    /// is handed over truncated (`input.truncated_body`) and streamed on whole.
-    #[serde(deserialize_with = "de::body_limit")]
-    pub max_bytes: usize,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DecisionLogConfig {
-    /// Fraction of allowed requests logged (0.0 to 1.0); denials are always logged.
-    #[serde(default = "defaults::sample_rate", deserialize_with = "de::fraction")]
-    pub allow_sample_rate: f64,
-}
-
-impl Default for DecisionLogConfig {
-    fn default() -> Self {
-        DecisionLogConfig {
-            allow_sample_rate: defaults::sample_rate(),
-        }
-    }
-}
 
 /// The async runtime the sidecar runs on.
 #[derive(Clone, Debug, Deserialize)]
@@ -148,59 +93,6 @@ impl Default for RuntimeConfig {
             workers: defaults::workers(),
         }
     }
-}
-
-/// Where the workload's certificate, key and trust bundle come from: three
-/// files (written by `usher ca issue`, SPIRE or cert-manager), or
-/// enrolment with `usher ca serve` (`ca`). Exactly one of the two.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IdentityConfig {
-    /// PEM: the leaf certificate first, then any intermediates. Empty when
-    /// `ca` is used.
-    #[serde(default)]
-    pub cert: PathBuf,
-    /// PEM: the leaf's private key (PKCS#8, SEC1 or PKCS#1).
-    #[serde(default)]
-    pub key: PathBuf,
-    /// PEM: the trusted root certificates.
-    #[serde(default)]
-    pub bundle: PathBuf,
-    /// Enrol with a usher CA server instead of reading files.
-    #[serde(default)]
-    pub ca: Option<CaIdentityConfig>,
-    /// File mode: swap in new files when they change on disk.
-    #[serde(default = "defaults::yes")]
-    pub watch: bool,
-    /// File mode: accept a key file that group or other users can read
-    /// (mode & 0o077 != 0), with a warning, instead of refusing it.
-    #[serde(default)]
-    pub allow_insecure_key_permissions: bool,
-}
-
-/// `identity.ca`: get and renew the certificate from `usher ca serve`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CaIdentityConfig {
-    /// The CA server, `https://host:port`.
-    #[serde(deserialize_with = "de::https_url")]
-    pub url: String,
-    /// PEM: the roots that verify the CA server (and are trusted for peers
-    /// until the CA serves its bundle).
-    pub bundle: PathBuf,
-    /// The bootstrap token for the first enrolment (a file the platform
-    /// mounts; re-read at every enrolment).
-    pub token_file: PathBuf,
-    /// The identity to ask for.
-    #[serde(deserialize_with = "de::spiffe_id")]
-    pub spiffe_id: SpiffeId,
-    /// Renew at this fraction of the certificate's lifetime (with ±10 %
-    /// jitter), like Linkerd and SPIRE do.
-    #[serde(
-        default = "defaults::renew_at",
-        deserialize_with = "de::renew_fraction"
-    )]
-    pub renew_at: f64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -227,32 +119,9 @@ pub struct InboundConfig {
         deserialize_with = "de::duration"
     )]
     pub request_timeout: Duration,
-    /// Largest request head: 431 beyond it (HTTP/2: header list size).
-    #[serde(
-        default = "defaults::max_header_bytes",
-        deserialize_with = "de::header_bytes"
-    )]
-    pub max_header_bytes: usize,
     /// Largest request body: 413 beyond it. Absent: unlimited (streamed).
     #[serde(default)]
     pub max_request_body: Option<u64>,
-    /// A request head must arrive within this after the connection is
-    /// ready for one (slowloris); the connection is closed otherwise. For
-    /// HTTP/1 this also bounds how long a keep-alive connection may idle.
-    #[serde(
-        default = "defaults::header_read_timeout",
-        deserialize_with = "de::duration"
-    )]
-    pub header_read_timeout: Duration,
-    /// A connection with no traffic for this long is closed.
-    #[serde(default = "defaults::idle_timeout", deserialize_with = "de::duration")]
-    pub idle_timeout: Duration,
-    /// Connections served at once; more are closed at accept.
-    #[serde(default = "defaults::max_connections", deserialize_with = "de::count")]
-    pub max_connections: usize,
-    /// Streams one HTTP/2 connection may have open at once.
-    #[serde(default = "defaults::h2_streams", deserialize_with = "de::count_u32")]
-    pub http2_max_concurrent_streams: u32,
     /// Trust domains peers may come from (federation). Empty: this
     /// workload's own trust domain only.
     #[serde(default, deserialize_with = "hardening::trust_domains")]
@@ -273,6 +142,31 @@ pub struct InboundConfig {
     /// The HTTP version spoken to the app: `http1`, `http2` or `auto`.
     #[serde(default)]
     pub app_protocol: AppProtocol,
+    // The old spelling of the `server:` keys: still accepted, with a
+    // warning; resolved into `Config::server` (read that, not these).
+    #[serde(default, deserialize_with = "server::count")]
+    max_connections: Option<usize>,
+    #[serde(default, deserialize_with = "server::header_bytes")]
+    max_header_bytes: Option<usize>,
+    #[serde(default, deserialize_with = "server::duration")]
+    header_read_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "server::duration")]
+    idle_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "server::count_u32")]
+    http2_max_concurrent_streams: Option<u32>,
+}
+
+impl InboundConfig {
+    /// The `server:` keys given here, in their old spelling.
+    fn old_server_keys(&self) -> ServerKeys {
+        ServerKeys {
+            max_connections: self.max_connections,
+            max_header_bytes: self.max_header_bytes,
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            http2_max_concurrent_streams: self.http2_max_concurrent_streams,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -393,235 +287,8 @@ impl Default for ShutdownConfig {
     }
 }
 
-mod defaults {
-    use std::net::SocketAddr;
-    use std::time::Duration;
-
-    pub fn inbound_listen() -> SocketAddr {
-        SocketAddr::from(([0, 0, 0, 0], 15006))
-    }
-    pub fn outbound_listen() -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], 15001))
-    }
-    pub fn admin_listen() -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], 15000))
-    }
-    pub fn connect_timeout() -> Duration {
-        Duration::from_secs(3)
-    }
-    pub fn drain_timeout() -> Duration {
-        Duration::from_secs(30)
-    }
-    pub fn yes() -> bool {
-        true
-    }
-    pub fn workers() -> usize {
-        2
-    }
-    pub fn policy_query() -> String {
-        "data.usher.authz.allow".to_string()
-    }
-    pub fn eval_timeout() -> Duration {
-        Duration::from_millis(50)
-    }
-    pub fn sample_rate() -> f64 {
-        1.0
-    }
-    pub fn renew_at() -> f64 {
-        0.7
-    }
-    pub fn request_timeout() -> Duration {
-        Duration::from_secs(60)
-    }
-    pub fn max_header_bytes() -> usize {
-        16 * 1024
-    }
-    pub fn header_read_timeout() -> Duration {
-        Duration::from_secs(30)
-    }
-    pub fn idle_timeout() -> Duration {
-        Duration::from_secs(300)
-    }
-    pub fn max_connections() -> usize {
-        10_000
-    }
-    pub fn h2_streams() -> u32 {
-        256
-    }
-}
-
-/// Deserializers whose errors say what was expected, with an example.
-mod de {
-    use super::*;
-    use serde::de::Error;
-
-    pub fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(|_| {
-            D::Error::custom(format!(
-                "expected an IP address and port such as 127.0.0.1:8080, got {s:?}"
-            ))
-        })
-    }
-
-    pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(|_| {
-            D::Error::custom(format!(
-                "expected a duration such as 500ms, 3s or 1m, got {s:?}"
-            ))
-        })
-    }
-
-    pub fn workers<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-        let n = u64::deserialize(d)?;
-        match usize::try_from(n) {
-            Ok(n @ 1..=256) => Ok(n),
-            _ => Err(D::Error::custom(format!(
-                "expected a number of worker threads from 1 to 256, got {n}"
-            ))),
-        }
-    }
-
-    pub fn query<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-        let s = String::deserialize(d)?;
-        let ok = s.starts_with("data.")
-            && s.split('.').all(|part| {
-                !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            });
-        if ok {
-            Ok(s)
-        } else {
-            Err(D::Error::custom(format!(
-                "expected a rule path such as data.usher.authz.allow, got {s:?}"
-            )))
-        }
-    }
-
-    pub fn fraction<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        let f = f64::deserialize(d)?;
-        if (0.0..=1.0).contains(&f) {
-            Ok(f)
-        } else {
-            Err(D::Error::custom(format!(
-                "expected a fraction from 0.0 to 1.0, got {f}"
-            )))
-        }
-    }
-
-    pub fn header_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-        let n = u64::deserialize(d)?;
-        match usize::try_from(n) {
-            Ok(n @ 8192..=1_048_576) => Ok(n),
-            _ => Err(D::Error::custom(format!(
-                "expected a size from 8192 to 1048576 bytes, got {n}"
-            ))),
-        }
-    }
-
-    pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-        let n = u64::deserialize(d)?;
-        match usize::try_from(n) {
-            Ok(n @ 1..=1_000_000) => Ok(n),
-            _ => Err(D::Error::custom(format!(
-                "expected a number from 1 to 1000000, got {n}"
-            ))),
-        }
-    }
-
-    pub fn count_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-        let n = u64::deserialize(d)?;
-        match u32::try_from(n) {
-            Ok(n @ 1..=100_000) => Ok(n),
-            _ => Err(D::Error::custom(format!(
-                "expected a number from 1 to 100000, got {n}"
-            ))),
-        }
-    }
-
-    pub fn renew_fraction<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        let f = f64::deserialize(d)?;
-        if (0.1..=0.95).contains(&f) {
-            Ok(f)
-        } else {
-            Err(D::Error::custom(format!(
-                "expected a fraction of the certificate lifetime from 0.1 to 0.95, got {f}"
-            )))
-        }
-    }
-
-    pub fn https_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-        let s = String::deserialize(d)?;
-        let ok = s
-            .parse::<http::Uri>()
-            .ok()
-            .filter(|u| u.scheme_str() == Some("https") && u.authority().is_some())
-            .is_some();
-        if ok {
-            Ok(s)
-        } else {
-            Err(D::Error::custom(format!(
-                "expected the CA server's URL such as https://ca.mesh:8443, got {s:?}"
-            )))
-        }
-    }
-
-    pub fn body_limit<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-        let n = u64::deserialize(d)?;
-        match usize::try_from(n) {
-            Ok(n @ 1..=1_048_576) => Ok(n),
-            _ => Err(D::Error::custom(format!(
-                "expected a number of bytes from 1 to 1048576 (1 MiB), got {n}"
-            ))),
-        }
-    }
-
-    pub fn spiffe_id<'de, D: Deserializer<'de>>(d: D) -> Result<SpiffeId, D::Error> {
-        let s = String::deserialize(d)?;
-        SpiffeId::parse(&s).map_err(|e| {
-            D::Error::custom(format!(
-                "expected a SPIFFE ID such as spiffe://mesh.local/ns/shop/sa/payments: {e}"
-            ))
-        })
-    }
-
-    pub fn host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-        let s = String::deserialize(d)?;
-        if valid_host(&s) {
-            Ok(s.to_ascii_lowercase())
-        } else {
-            Err(D::Error::custom(format!(
-                "expected a host name such as payments or payments.shop.svc (no port, no scheme), got {s:?}"
-            )))
-        }
-    }
-
-    pub fn host_port<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-        let s = String::deserialize(d)?;
-        if s.parse::<SocketAddr>().is_ok() {
-            return Ok(s);
-        }
-        match s.rsplit_once(':') {
-            Some((host, port)) if valid_host(host) && port.parse::<u16>().is_ok() => Ok(s),
-            _ => Err(D::Error::custom(format!(
-                "expected host:port such as 127.0.0.1:15006 or payments.shop.svc:15006, got {s:?}"
-            ))),
-        }
-    }
-
-    /// A DNS-style name: labels of letters, digits, '-' and '_'.
-    pub(super) fn valid_host(s: &str) -> bool {
-        !s.is_empty()
-            && s.len() <= 253
-            && s.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            })
-    }
-}
+mod de;
+mod defaults;
 
 /// Largest `usher.yaml` accepted.
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -694,23 +361,34 @@ impl Config {
             } else {
                 path.to_string()
             };
-            let (key, message) = tidy_error(path, e.into_inner().to_string());
+            let (key, message) = validate::tidy_error(path, e.into_inner().to_string());
             ConfigError {
                 file: file.to_path_buf(),
                 key,
                 message,
             }
         })?;
+        let mut warnings = Vec::new();
+        config.server = config
+            .server_keys
+            .resolve(&config.inbound.old_server_keys(), &mut warnings)
+            .map_err(|(key, message)| ConfigError {
+                file: file.to_path_buf(),
+                key,
+                message,
+            })?;
+        config.warnings = warnings;
         config.validate(file)?;
-        let identity = &mut config.identity;
-        for path in [&mut identity.cert, &mut identity.key, &mut identity.bundle] {
-            if !path.as_os_str().is_empty() {
-                *path = base.join(&*path);
+        match &mut config.identity {
+            IdentitySource::Files(files) => {
+                for path in [&mut files.cert, &mut files.key, &mut files.bundle] {
+                    *path = base.join(&*path);
+                }
             }
-        }
-        if let Some(ca) = identity.ca.as_mut() {
-            ca.bundle = base.join(&ca.bundle);
-            ca.token_file = base.join(&ca.token_file);
+            IdentitySource::Ca(ca) => {
+                ca.bundle = base.join(&ca.bundle);
+                ca.token_file = base.join(&ca.token_file);
+            }
         }
         if let Some(authn) = config.authentication.as_mut() {
             for issuer in &mut authn.jwt {
@@ -726,191 +404,6 @@ impl Config {
         }
         Ok(config)
     }
-
-    fn validate(&self, file: &Path) -> Result<(), ConfigError> {
-        let err = |key: String, message: String| ConfigError {
-            file: file.to_path_buf(),
-            key,
-            message,
-        };
-        if self.service.trim().is_empty() {
-            return Err(err(
-                "service".into(),
-                "expected a non-empty service name".into(),
-            ));
-        }
-        let files = [
-            ("identity.cert", &self.identity.cert),
-            ("identity.key", &self.identity.key),
-            ("identity.bundle", &self.identity.bundle),
-        ];
-        match &self.identity.ca {
-            None => {
-                if let Some((key, _)) = files.iter().find(|(_, p)| p.as_os_str().is_empty()) {
-                    return Err(err(
-                        (*key).into(),
-                        "required, but missing (give identity.cert, identity.key and identity.bundle, or identity.ca)".into(),
-                    ));
-                }
-            }
-            Some(_) => {
-                if let Some((key, _)) = files.iter().find(|(_, p)| !p.as_os_str().is_empty()) {
-                    return Err(err(
-                        (*key).into(),
-                        "cannot be used together with identity.ca (the CA provides the certificate, key and bundle)".into(),
-                    ));
-                }
-                if self.identity.allow_insecure_key_permissions {
-                    return Err(err(
-                        "identity.allow_insecure_key_permissions".into(),
-                        "applies only to identity.key (file mode); with identity.ca the key is made in memory and never written".into(),
-                    ));
-                }
-            }
-        }
-        for (i, route) in self.outbound.routes.iter().enumerate() {
-            if let Some(j) = self.outbound.routes[..i]
-                .iter()
-                .position(|r| r.host == route.host)
-            {
-                return Err(err(
-                    format!("outbound.routes[{i}].host"),
-                    format!(
-                        "host {:?} is already routed by outbound.routes[{j}]; each host may appear once",
-                        route.host
-                    ),
-                ));
-            }
-            if route.identity.path().is_empty() {
-                return Err(err(
-                    format!("outbound.routes[{i}].identity"),
-                    "expected a workload SPIFFE ID with a path (spiffe://td/ns/NS/sa/SA), not a bare trust domain".into(),
-                ));
-            }
-        }
-        let listeners = [
-            ("inbound.listen", self.inbound.listen),
-            ("outbound.listen", self.outbound.listen),
-            ("admin.listen", self.admin.listen),
-        ];
-        for (i, (key, addr)) in listeners.iter().enumerate() {
-            if addr.port() == 0 {
-                continue; // ephemeral: the OS picks distinct ports
-            }
-            if let Some((other, _)) = listeners[..i].iter().find(|(_, a)| a == addr) {
-                return Err(err(
-                    (*key).into(),
-                    format!(
-                        "{addr} is already used by {other}; each listener needs its own address"
-                    ),
-                ));
-            }
-        }
-        if let Some(authn) = &self.authentication {
-            if authn.jwt.is_empty() {
-                return Err(err(
-                    "authentication.jwt".into(),
-                    "expected at least one issuer".into(),
-                ));
-            }
-            for (i, issuer) in authn.jwt.iter().enumerate() {
-                if issuer.jwks_file.is_none() && issuer.jwks_url.is_none() {
-                    return Err(err(
-                        format!("authentication.jwt[{i}]"),
-                        "expected jwks_file or jwks_url (where the issuer's public keys are)"
-                            .into(),
-                    ));
-                }
-                if issuer.from_headers.is_empty() {
-                    return Err(err(
-                        format!("authentication.jwt[{i}].from_headers"),
-                        "expected at least one header".into(),
-                    ));
-                }
-                if let Some(j) = authn.jwt[..i]
-                    .iter()
-                    .position(|o| o.issuer == issuer.issuer)
-                {
-                    return Err(err(
-                        format!("authentication.jwt[{i}].issuer"),
-                        format!(
-                            "issuer {:?} is already configured by authentication.jwt[{j}]",
-                            issuer.issuer
-                        ),
-                    ));
-                }
-            }
-        }
-        if let Some(rl) = &self.rate_limit {
-            for (i, route) in rl.routes.iter().enumerate() {
-                if !route.path_prefix.starts_with('/') {
-                    return Err(err(
-                        format!("rate_limit.routes[{i}].path_prefix"),
-                        format!(
-                            "expected a path prefix starting with /, got {:?}",
-                            route.path_prefix
-                        ),
-                    ));
-                }
-            }
-            if rl.per_caller.is_none() && rl.routes.is_empty() {
-                return Err(err(
-                    "rate_limit".into(),
-                    "expected per_caller or routes".into(),
-                ));
-            }
-        }
-        if let Some(policy) = &self.policy {
-            if policy.files.is_empty() {
-                return Err(err(
-                    "policy.files".into(),
-                    "expected at least one .rego file".into(),
-                ));
-            }
-        }
-        if app_is_inbound_listener(self.inbound.app, self.inbound.listen) {
-            return Err(err(
-                "inbound.app".into(),
-                "the app's address must differ from inbound.listen (that would loop)".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// yaml_serde prefixes its messages with the path of the enclosing map
-/// (`inbound: unknown field ...`), which the key already says; and a missing
-/// field is reported at its parent, so name the field itself as the key.
-fn tidy_error(path: String, message: String) -> (String, String) {
-    let mut message = message;
-    if let Some((prefix, rest)) = message.split_once(": ") {
-        if !prefix.contains(' ') && path.starts_with(prefix) {
-            message = rest.to_string();
-        }
-    }
-    if let Some(field) = message
-        .strip_prefix("missing field `")
-        .and_then(|m| m.split('`').next())
-    {
-        let key = if path.is_empty() {
-            field.to_string()
-        } else {
-            format!("{path}.{field}")
-        };
-        let message = message.replace(&format!("missing field `{field}`"), "required, but missing");
-        return (key, message);
-    }
-    (path, message)
-}
-
-/// Whether connecting to `app` would reach the inbound listener itself. A
-/// wildcard listener (`0.0.0.0:P`, `[::]:P`) also owns every loopback
-/// address on port P, so `127.0.0.1:P` is it too.
-fn app_is_inbound_listener(app: SocketAddr, listen: SocketAddr) -> bool {
-    app == listen
-        || (app.port() == listen.port()
-            && listen.ip().is_unspecified()
-            && (app.ip().is_loopback() || app.ip().is_unspecified()))
 }
 
 #[cfg(test)]

@@ -5,9 +5,12 @@ use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::Connect;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio_util::task::TaskTracker;
 
@@ -69,12 +72,12 @@ where
 
     /// Forwards `req` to `scheme://authority` + its path. Hop-by-hop headers
     /// are removed here; everything else about the request is the caller's.
-    pub async fn forward(
+    pub fn forward(
         &self,
         mut req: Request<RequestBody>,
         scheme: Scheme,
         authority: Authority,
-    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+    ) -> ForwardFuture {
         let upgrade = headers::is_upgrade(&req);
         headers::strip_hop_by_hop(req.headers_mut(), upgrade);
         let path = req
@@ -92,59 +95,118 @@ where
         }
 
         if req.version() == Version::HTTP_2 {
-            return self.h2.request(req).await;
+            return ForwardFuture {
+                response: self.h2.request(req),
+                upgrade: None,
+            };
         }
         *req.version_mut() = Version::HTTP_11;
         if !upgrade {
-            return self.h1.request(req).await;
+            return ForwardFuture {
+                response: self.h1.request(req),
+                upgrade: None,
+            };
         }
-
         let downstream = hyper::upgrade::on(&mut req);
         let slot = req.extensions_mut().remove::<crate::serve::TunnelSlot>();
         // What was offered (only configured protocols pass the sanitizer)
         // bounds the metric's protocol label.
         let offered = req.headers().get(http::header::UPGRADE).cloned();
-        let mut resp = self.h1.request(req).await?;
-        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            // From here on the connection is a tunnel: no policy, rate
-            // limit or authentication sees what crosses it.
-            let switched = resp
-                .headers()
-                .get(http::header::UPGRADE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let offered = offered.as_ref().and_then(|v| v.to_str().ok());
-            self.metrics
-                .upgraded(self.direction, offered.unwrap_or(""), switched);
-            let protocol = switched.chars().take(64).collect::<String>();
-            tracing::info!(target: "usher::audit", direction = self.direction.as_str(), %protocol, "connection upgraded: spliced as an opaque tunnel");
-            let upstream = hyper::upgrade::on(&mut resp);
-            // Marked before the 101 goes back, so that the connection's
-            // task waits for the tunnel rather than ending with the upgrade.
-            let slot = slot.unwrap_or_default();
-            slot.started
-                .store(true, std::sync::atomic::Ordering::Release);
-            self.tunnels.spawn(async move {
-                let _done = slot.done.clone().drop_guard();
-                let (Ok(down), Ok(up)) = (downstream.await, upstream.await) else {
-                    tracing::debug!("upgrade abandoned by one side");
-                    return;
-                };
-                let mut down = TokioIo::new(down);
-                let mut up = TokioIo::new(up);
-                tokio::select! {
-                    r = tokio::io::copy_bidirectional(&mut down, &mut up) => {
-                        if let Err(e) = r {
-                            tracing::debug!(error = %e, "upgraded connection ended with an error");
-                        }
-                    }
-                    _ = slot.stop.cancelled() => {
-                        tracing::debug!("tunnel closed (idle or shutting down)");
+        ForwardFuture {
+            response: self.h1.request(req),
+            upgrade: Some(Box::new(Upgrade {
+                downstream,
+                slot,
+                offered,
+                tunnels: self.tunnels.clone(),
+                metrics: self.metrics.clone(),
+                direction: self.direction,
+            })),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A forwarded request's response. Not boxed; an upgrade request
+    /// (rare) carries what it needs to splice the tunnel in a box.
+    pub struct ForwardFuture {
+        #[pin]
+        response: ResponseFuture,
+        upgrade: Option<Box<Upgrade>>,
+    }
+}
+
+/// The caller's side of an upgrade, waiting for the upstream's 101.
+struct Upgrade {
+    downstream: hyper::upgrade::OnUpgrade,
+    slot: Option<crate::serve::TunnelSlot>,
+    offered: Option<http::HeaderValue>,
+    tunnels: TaskTracker,
+    metrics: Arc<Metrics>,
+    direction: Direction,
+}
+
+impl Future for ForwardFuture {
+    type Output = Result<Response<Incoming>, hyper_util::client::legacy::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut resp = std::task::ready!(this.response.poll(cx))?;
+        if let Some(upgrade) = this.upgrade.take() {
+            if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                upgrade.splice(&mut resp);
+            }
+        }
+        Poll::Ready(Ok(resp))
+    }
+}
+
+impl Upgrade {
+    /// The upstream switched protocols: from here on the connection is a
+    /// tunnel; no policy, rate limit or authentication sees what crosses it.
+    fn splice(self, resp: &mut Response<Incoming>) {
+        let Upgrade {
+            downstream,
+            slot,
+            offered,
+            tunnels,
+            metrics,
+            direction,
+        } = self;
+        let switched = resp
+            .headers()
+            .get(http::header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let offered = offered.as_ref().and_then(|v| v.to_str().ok());
+        metrics.upgraded(direction, offered.unwrap_or(""), switched);
+        let protocol = switched.chars().take(64).collect::<String>();
+        tracing::info!(target: "usher::audit", direction = direction.as_str(), %protocol, "connection upgraded: spliced as an opaque tunnel");
+        let upstream = hyper::upgrade::on(resp);
+        // Marked before the 101 goes back, so that the connection's
+        // task waits for the tunnel rather than ending with the upgrade.
+        let slot = slot.unwrap_or_default();
+        slot.started
+            .store(true, std::sync::atomic::Ordering::Release);
+        tunnels.spawn(async move {
+            let _done = slot.done.clone().drop_guard();
+            let (Ok(down), Ok(up)) = (downstream.await, upstream.await) else {
+                tracing::debug!("upgrade abandoned by one side");
+                return;
+            };
+            let mut down = TokioIo::new(down);
+            let mut up = TokioIo::new(up);
+            tokio::select! {
+                r = tokio::io::copy_bidirectional(&mut down, &mut up) => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "upgraded connection ended with an error");
                     }
                 }
-            });
-        }
-        Ok(resp)
+                _ = slot.stop.cancelled() => {
+                    tracing::debug!("tunnel closed (idle or shutting down)");
+                }
+            }
+        });
     }
 }
 

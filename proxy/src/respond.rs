@@ -1,8 +1,20 @@
-//! Every error the proxy can meet, mapped to a response in one place.
+//! Every error the proxy can meet, mapped in one place to what the caller
+//! sees (status, headers, body), what the log says and the metrics count,
+//! and the `error.type` of the request's span and access log line.
+//!
+//! Layers never build an error response themselves: each returns a
+//! [`ProxyError`] (a transport failure, or a refusal of its own:
+//! [`Unauthenticated`], [`RateLimited`], [`PolicyDenied`], …), and the
+//! observe layer at the top of both stacks hands it to
+//! [`ProxyError::rescue`].
 //!
 //! Bodies are short, plain text and name no internals: no upstream
 //! addresses, no library messages, no stack traces. The detail goes to the
 //! log, where operators can see it; the client learns what happened.
+
+mod refusals;
+
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
@@ -10,7 +22,9 @@ use http::{Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
-use crate::telemetry::ErrorKind;
+pub use refusals::{append_headers, PolicyDenied, RateLimited, Unauthenticated};
+
+use crate::telemetry::{ErrorKind, Metrics, PolicyVerdict};
 
 /// The body of every response usher produces: either a streamed upstream
 /// body or a small generated one. An enum, not a box: no allocation.
@@ -45,6 +59,24 @@ pub enum ProxyError {
     /// the caller's fault, not the upstream's.
     #[error("the request body could not be read: {reason}")]
     BodyUnreadable { reason: String },
+    /// `authentication:`: no token where one is required, or a bad one.
+    #[error("unauthenticated: {}", .0.reason.map_or("no token", |r| r.as_str()))]
+    Unauthenticated(Unauthenticated),
+    /// `rate_limit:`: the caller is over its limit.
+    #[error("rate limited ({} bucket, limit {})", .0.scope, .0.limit)]
+    RateLimited(RateLimited),
+    /// `policy:` in enforce mode denied the request.
+    #[error("denied by policy (status {})", .0.status)]
+    PolicyDenied(PolicyDenied),
+}
+
+/// Which side a request came in on, and who sent it, for the log line.
+#[derive(Clone, Copy, Debug)]
+pub enum Side<'a> {
+    /// From a peer sidecar: its verified SPIFFE ID.
+    Inbound { peer: &'a str },
+    /// From the local app: its socket address.
+    Outbound { client: SocketAddr },
 }
 
 impl ProxyError {
@@ -63,6 +95,9 @@ impl ProxyError {
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::Refused(r) => r.status(),
             ProxyError::BodyUnreadable { .. } => StatusCode::BAD_REQUEST,
+            ProxyError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ProxyError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ProxyError::PolicyDenied(d) => d.status(),
         }
     }
 
@@ -89,11 +124,13 @@ impl ProxyError {
             // Fixed texts: nothing the caller sent is echoed back.
             ProxyError::Refused(r) => format!("usher: {r}"),
             ProxyError::BodyUnreadable { .. } => "usher: the request body could not be read".into(),
+            ProxyError::Unauthenticated(u) => u.message(),
+            ProxyError::RateLimited(_) => "usher: rate limit exceeded; retry later".into(),
+            ProxyError::PolicyDenied(_) => "usher: request denied by policy".into(),
         }
     }
 
-    /// A short, stable name for the failure: `error.type` on spans, the
-    /// `error` field of the access log.
+    /// A short, stable name for the failure.
     pub fn kind(&self) -> &'static str {
         match self {
             ProxyError::MissingHost => "missing_host",
@@ -108,17 +145,134 @@ impl ProxyError {
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::Refused(r) => r.kind(),
             ProxyError::BodyUnreadable { .. } => "body_unreadable",
+            ProxyError::Unauthenticated(_) => "unauthenticated",
+            ProxyError::RateLimited(_) => "rate_limited",
+            ProxyError::PolicyDenied(_) => "policy_denied",
         }
     }
 
+    /// `error.type` on spans, the `error` field of the access log: the
+    /// kind, except for a policy denial, which is the policy's answer
+    /// rather than a failure (spans carry it as `usher.policy.decision`).
+    pub fn error_type(&self) -> Option<&'static str> {
+        match self {
+            ProxyError::PolicyDenied(_) => None,
+            other => Some(other.kind()),
+        }
+    }
+
+    /// The response the caller gets, tagged for telemetry (its
+    /// `error.type`, the policy's verdict).
     pub fn into_response(self) -> Response<ProxyBody> {
-        let status = self.status();
-        let kind = self.kind();
-        let mut body = self.public_message();
-        body.push('\n');
-        let mut resp = text(status, body);
-        resp.extensions_mut().insert(ErrorKind(kind));
+        let error_type = self.error_type();
+        let mut resp = match self {
+            ProxyError::PolicyDenied(denied) => {
+                let mut resp = denied.into_response();
+                resp.extensions_mut().insert(PolicyVerdict::Deny);
+                resp
+            }
+            other => {
+                let mut body = other.public_message();
+                body.push('\n');
+                let mut resp = text(other.status(), body);
+                match &other {
+                    ProxyError::Unauthenticated(u) => u.challenge(resp.headers_mut()),
+                    ProxyError::RateLimited(r) => r.headers(resp.headers_mut()),
+                    _ => {}
+                }
+                resp
+            }
+        };
+        if let Some(kind) = error_type {
+            resp.extensions_mut().insert(ErrorKind(kind));
+        }
         resp
+    }
+
+    /// Logs and counts the error, then answers it: the one place every
+    /// error of either direction ends up.
+    pub fn rescue(self, side: Side<'_>, metrics: Option<&Metrics>) -> Response<ProxyBody> {
+        if let Some(metrics) = metrics {
+            self.count(metrics);
+        }
+        self.log(side);
+        self.into_response()
+    }
+
+    fn count(&self, metrics: &Metrics) {
+        match self {
+            ProxyError::Unauthenticated(u) => {
+                metrics.authn_failure(u.reason.map_or("missing", |r| r.label()))
+            }
+            ProxyError::RateLimited(r) => metrics.rate_limited(r.scope),
+            // Policy decisions are counted by the policy step, allows too.
+            _ => {}
+        }
+    }
+
+    fn log(&self, side: Side<'_>) {
+        let peer = match side {
+            Side::Outbound { client } => {
+                tracing::warn!(direction = "outbound", %client, error = %self, "request refused");
+                return;
+            }
+            Side::Inbound { peer } => peer,
+        };
+        match self {
+            ProxyError::Unauthenticated(Unauthenticated { reason: None, .. }) => tracing::warn!(
+                target: "usher::audit",
+                peer,
+                reason = "no token",
+                "request refused: a bearer token is required"
+            ),
+            ProxyError::Unauthenticated(Unauthenticated {
+                reason: Some(reason),
+                issuer: Some(issuer),
+            }) => tracing::warn!(
+                target: "usher::audit",
+                peer,
+                issuer = &**issuer,
+                reason = reason.as_str(),
+                "request refused: invalid token"
+            ),
+            ProxyError::Unauthenticated(Unauthenticated {
+                reason: Some(reason),
+                issuer: None,
+            }) => tracing::warn!(
+                target: "usher::audit",
+                peer,
+                reason = reason.as_str(),
+                "request refused: invalid token"
+            ),
+            ProxyError::RateLimited(r) => {
+                // Throttled by the rate limiter: at most a line a second.
+                if let Some(n) = r.log_line {
+                    tracing::warn!(
+                        target: "usher::ratelimit",
+                        peer,
+                        scope = r.scope,
+                        limit = r.limit,
+                        refused_since_last_line = n,
+                        "request refused: rate limit"
+                    );
+                }
+            }
+            // Every decision, allow or deny, is in the decision log.
+            ProxyError::PolicyDenied(_) => {}
+            ProxyError::Refused(refusal) => {
+                tracing::debug!(direction = "inbound", peer, %refusal, "request refused")
+            }
+            // The caller's own fault: not a warning. A body over the limit
+            // is as plain a refusal as the sanitiser's (debug); a body that
+            // broke off mid-stream is worth seeing (info).
+            ProxyError::BodyTooLarge { .. } => {
+                tracing::debug!(direction = "inbound", peer, error = %self, "client error")
+            }
+            ProxyError::BodyUnreadable { .. } => {
+                tracing::info!(direction = "inbound", peer, error = %self, "client error")
+            }
+            _ => tracing::warn!(direction = "inbound", peer, error = %self, "request failed"),
+        }
     }
 }
 

@@ -5,7 +5,6 @@
 //! in-flight response, HTTP/2 sends GOAWAY), and the sidecar waits for the
 //! tracker to empty, up to the drain timeout.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -25,6 +24,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+mod service;
+use service::WithTunnelSlot;
+pub use service::{NotReady, StackService};
 
 /// Stop signal and the set of live connection tasks, shared by listeners.
 #[derive(Clone, Default)]
@@ -213,7 +216,7 @@ impl ConnectionLimit {
 
 /// Serves HTTP/1.1 or HTTP/2 (detected) on `io` until the peer closes or
 /// shutdown asks the connection to finish.
-pub async fn serve_http<I, S, Fut, B>(
+pub async fn serve_http<I, S, B>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
     service: S,
@@ -221,8 +224,9 @@ pub async fn serve_http<I, S, Fut, B>(
     idle_timeout: Option<Duration>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -236,14 +240,10 @@ pub async fn serve_http<I, S, Fut, B>(
     // max_connections and in the open-connections gauge, and the idle
     // timeout and shutdown apply to it.
     let slot = TunnelSlot::default();
-    let request_slot = slot.clone();
-    let service = move |mut req: Request<Incoming>| {
-        if crate::headers::is_upgrade(&req) {
-            req.extensions_mut().insert(request_slot.clone());
-        }
-        service(req)
+    let service = WithTunnelSlot {
+        slot: slot.clone(),
+        inner: service,
     };
-    let service = hyper::service::service_fn(service);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     // Idle: no byte read or written for a whole period (checked by

@@ -1,44 +1,42 @@
 //! Putting a sidecar together from a [`Config`]: load the identity, build
-//! the TLS configs and route table, bind the three listeners, serve.
+//! the TLS configs and route table, bind the three listeners, serve. Each
+//! listener has its builder: `sidecar/admin.rs`, `sidecar/inbound.rs`,
+//! `sidecar/outbound.rs`; the identity's start-up is in `sidecar/identity.rs`.
 //!
 //! `usher run` and `usher demo` both start sidecars through
 //! [`Sidecar::start`]; there is no other way in.
+
+mod admin;
+mod identity;
+mod inbound;
+mod listeners;
+mod outbound;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::HeaderName;
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto;
 
-use crate::admin::{self, AdminState};
-use crate::authn::{Authn, AuthnError};
+use self::admin::AdminBuilder;
+use self::identity::PendingIdentity;
+use self::inbound::InboundBuilder;
+use self::listeners::Listeners;
+use self::outbound::OutboundBuilder;
+use crate::admin::AdminState;
+use crate::authn::AuthnError;
 use crate::authz::{spawn_watcher, AuthzShared, PolicyStore};
-use crate::config::Config;
-use crate::connect::tls_failure_reason;
-use crate::forward::Upstream;
+use crate::config::{Config, ServerConfig};
 use crate::identity::{
-    self, renew, watch, Alpn, CertStore, Identity, IdentityError, TlsError, TrustStore,
+    crypto_provider, server_config, CertStore, Identity, IdentityError, TlsError,
 };
-use crate::inbound::Guards;
-use crate::inbound::{self, AppConnector, Inbound, InboundConn};
-use crate::outbound::{Outbound, PeerConnector, RouteTable};
-use crate::ratelimit::RateLimits;
-use crate::sanitize::{Sanitizer, FORWARDED};
-use crate::serve::{
-    accept_loop, http_builder, serve_http, ConnectionLimit, Lifecycle, ServerLimits,
-};
-use crate::telemetry::{ConnMetrics, Direction, Telemetry};
-
-/// How long a peer may take to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::outbound::RouteTable;
+use crate::serve::{http_builder, Lifecycle, ServerLimits};
+use crate::telemetry::Telemetry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("identity: {0}")]
-    Identity(#[from] IdentityError),
     /// An identity file named by the config (the key that names it).
     #[error("key `{key}`: {source}")]
     IdentityFile {
@@ -94,114 +92,71 @@ pub enum DrainOutcome {
     TimedOut,
 }
 
+/// The HTTP server every listener runs: hyper's builder with the
+/// `server:` limits applied, and those limits.
+pub(crate) struct Http {
+    pub builder: Arc<auto::Builder<TokioExecutor>>,
+    pub limits: ServerConfig,
+}
+
+impl Http {
+    fn new(limits: ServerConfig) -> Http {
+        Http {
+            builder: Arc::new(http_builder(ServerLimits {
+                max_header_bytes: limits.max_header_bytes,
+                header_read_timeout: limits.header_read_timeout,
+                http2_max_concurrent_streams: limits.http2_max_concurrent_streams,
+            })),
+            limits,
+        }
+    }
+}
+
 impl Sidecar {
     /// Loads the identity and binds every listener before serving anything;
-    /// any failure is returned before a single request is accepted.
+    /// any failure is returned before a single request is accepted. The
+    /// steps: identity files and policy checked, listeners bound, admin
+    /// serving, identity established (CA mode: enrolled), then the
+    /// inbound and outbound sides.
     pub async fn start(config: &Config) -> Result<Sidecar, StartError> {
-        let provider = identity::crypto_provider(&config.tls);
-        // File mode: the files are read and checked before anything binds.
-        // CA mode: enrolment happens once the admin listener is up.
-        let (file_identity, spiffe_id) = match &config.identity.ca {
-            Some(ca) => (None, ca.spiffe_id.clone()),
-            None => {
-                let loaded =
-                    identity::load_identity(&config.identity, &provider).map_err(|source| {
-                        StartError::IdentityFile {
-                            key: crate::check::identity_key(config, &source),
-                            source,
-                        }
-                    })?;
-                let id = loaded.spiffe_id.clone();
-                (Some(loaded), id)
-            }
-        };
+        for warning in &config.warnings {
+            tracing::warn!(key = %warning.key, "config: {}", warning.message);
+        }
+        let provider = crypto_provider(&config.tls);
+        let pending = PendingIdentity::prepare(&config.identity, &provider)?;
+        let spiffe_id = pending.spiffe_id().clone();
         let policy = match &config.policy {
             Some(p) => Some(PolicyStore::load(p)?),
             None => None,
         };
-
-        let bind = |key: &'static str, addr: SocketAddr| async move {
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| StartError::Bind { key, addr, source })
-        };
-        let inbound_listener = bind("inbound.listen", config.inbound.listen).await?;
-        let outbound_listener = bind("outbound.listen", config.outbound.listen).await?;
-        let admin_listener = bind("admin.listen", config.admin.listen).await?;
-        let local = |l: &TcpListener, key, addr| {
-            l.local_addr()
-                .map_err(|source| StartError::Bind { key, addr, source })
-        };
-        let addrs = BoundAddrs {
-            inbound: local(&inbound_listener, "inbound.listen", config.inbound.listen)?,
-            outbound: local(
-                &outbound_listener,
-                "outbound.listen",
-                config.outbound.listen,
-            )?,
-            admin: local(&admin_listener, "admin.listen", config.admin.listen)?,
-        };
+        let listeners = Listeners::bind(config).await?;
+        let addrs = listeners.addrs;
 
         let life = Lifecycle::default();
         let admin_life = Lifecycle::default();
         let telemetry = Telemetry::start(&config.telemetry, &config.service, spiffe_id.as_str())?;
         let metrics = telemetry.metrics.clone();
+        let http = Http::new(config.server);
         let state = AdminState::new(
             config.service.clone(),
             spiffe_id.clone(),
             policy.clone(),
             metrics.clone(),
         );
-        let inbound_cfg = &config.inbound;
-        let builder = Arc::new(http_builder(ServerLimits {
-            max_header_bytes: inbound_cfg.max_header_bytes,
-            header_read_timeout: inbound_cfg.header_read_timeout,
-            http2_max_concurrent_streams: inbound_cfg.http2_max_concurrent_streams,
-        }));
-        let idle = Some(inbound_cfg.idle_timeout);
-
-        // Admin first: it outlives the drain so probes see `/ready` turn
-        // false, and in CA mode it answers while the sidecar enrols.
-        {
-            let state = state.clone();
-            let life2 = admin_life.clone();
-            let builder = builder.clone();
-            tokio::spawn(accept_loop(
-                admin_listener,
-                "admin",
-                admin_life.clone(),
-                ConnectionLimit::new(64, Arc::new(|| {})),
-                move |tcp, remote| {
-                    let state = state.clone();
-                    let builder = builder.clone();
-                    let shutdown = life2.shutdown.clone();
-                    async move {
-                        let svc = move |req| admin::handle(state.clone(), req, remote);
-                        serve_http(&builder, tcp, svc, &shutdown, idle).await;
-                    }
-                },
-            ));
+        AdminBuilder {
+            state: state.clone(),
+            http: &http,
+            life: &admin_life,
         }
+        .spawn(listeners.admin);
 
-        // The identity: the files read above, or a certificate from the CA.
-        let (loaded, ca_credentials) = match (file_identity, &config.identity.ca) {
-            (Some(loaded), _) => (loaded, None),
-            (None, Some(ca)) => {
-                let (loaded, creds) = renew::enrol(ca, &provider, &metrics).await;
-                (loaded, Some(creds))
-            }
-            (None, None) => {
-                // Unreachable by construction (no CA means files were loaded).
-                let loaded = identity::load_identity(&config.identity, &provider)?;
-                (loaded, None)
-            }
-        };
-        let trust = TrustStore::new(loaded.roots.clone(), provider.clone())?;
-        let identity = Identity::new(loaded, trust.clone(), metrics.clone());
+        let (identity, trust) = pending
+            .establish(&provider, &metrics, &life.shutdown)
+            .await?;
         state.identity.store(Some(identity.clone()));
         let certs = identity.certs.clone();
         let server_tls =
-            identity::server_config(certs.clone(), trust.clone(), &config.tls, provider.clone())?;
+            server_config(certs.clone(), trust.clone(), &config.tls, provider.clone())?;
         let routes = Arc::new(RouteTable::build(
             &config.outbound.routes,
             &certs,
@@ -209,24 +164,6 @@ impl Sidecar {
             &config.tls,
             &provider,
         )?);
-        match (ca_credentials, &config.identity.ca) {
-            (Some(creds), Some(ca)) => renew::spawn_renewal(
-                identity.clone(),
-                ca.clone(),
-                creds,
-                provider.clone(),
-                metrics.clone(),
-                life.shutdown.clone(),
-            ),
-            _ if config.identity.watch => watch::spawn_file_watcher(
-                identity.clone(),
-                config.identity.clone(),
-                provider.clone(),
-                metrics.clone(),
-                life.shutdown.clone(),
-            )?,
-            _ => {}
-        }
 
         let authz = policy.as_ref().map(|store| {
             AuthzShared::new(
@@ -241,113 +178,24 @@ impl Sidecar {
                 spawn_watcher(store.clone(), life.shutdown.clone())?;
             }
         }
-
-        // Inbound: mTLS from peers → tower stack → local app.
-        let app_timeout = config.inbound.app_connect_timeout;
-        let app_connector = AppConnector::new(config.inbound.app, app_timeout);
-        let authn = match &config.authentication {
-            Some(a) => {
-                let authn = Authn::load(a, metrics.clone())?;
-                authn.spawn_refresh(life.shutdown.clone())?;
-                Some(authn)
-            }
-            None => None,
-        };
-        let rate_limits = config.rate_limit.as_ref().map(|rl| {
-            let limits = RateLimits::new(rl, metrics.clone());
-            limits.spawn_eviction(rl.evict_after, life.shutdown.clone());
-            limits
-        });
-        let inbound = Inbound::new(
-            config.inbound.app,
-            Upstream::new(
-                app_connector.clone(),
-                app_connector,
-                life.tasks.clone(),
-                metrics.clone(),
-                Direction::Inbound,
-            ),
-            config.inbound.request_timeout,
-            config.inbound.max_request_body,
-            Guards {
-                sanitizer: Arc::new(inbound_sanitizer(config)),
-                app_protocol: config.inbound.app_protocol,
-                authn,
-                rate_limits,
-            },
-        );
-        let listener = Arc::new(InboundListener {
-            acceptor: TlsAcceptor::from(server_tls),
-            own_id: spiffe_id.clone(),
-            shared: inbound,
+        InboundBuilder {
+            config,
+            own_id: &spiffe_id,
+            server_tls,
             authz,
-            telemetry: telemetry.clone(),
-            builder: builder.clone(),
-            shutdown: life.shutdown.clone(),
-            idle_timeout: inbound_cfg.idle_timeout,
-            trust_domains: if inbound_cfg.trust_domains.is_empty() {
-                vec![spiffe_id.trust_domain().to_owned()]
-            } else {
-                inbound_cfg.trust_domains.clone()
-            },
-        });
-        let refused = metrics.clone();
-        tokio::spawn(accept_loop(
-            inbound_listener,
-            "inbound",
-            life.clone(),
-            ConnectionLimit::new(
-                inbound_cfg.max_connections,
-                Arc::new(move || refused.connection_refused(Direction::Inbound)),
-            ),
-            move |tcp, remote| serve_inbound(tcp, remote, listener.clone()),
-        ));
-
-        // Outbound: plain HTTP from the app → route → mTLS to the peer.
-        let timeout = config.outbound.connect_timeout;
-        let outbound = Outbound::new(
-            routes.clone(),
-            Upstream::new(
-                PeerConnector::new(routes.clone(), Alpn::Http1, timeout, metrics.clone()),
-                PeerConnector::new(routes, Alpn::H2, timeout, metrics.clone()),
-                life.tasks.clone(),
-                metrics.clone(),
-                Direction::Outbound,
-            ),
-            telemetry.clone(),
-            Sanitizer::new(
-                config.outbound.upgrades.clone(),
-                None,
-                vec![crate::headers::XFCC.clone()],
-                Vec::new(),
-            ),
-        );
-        {
-            let life2 = life.clone();
-            let builder = builder.clone();
-            let refused = metrics.clone();
-            tokio::spawn(accept_loop(
-                outbound_listener,
-                "outbound",
-                life.clone(),
-                ConnectionLimit::new(
-                    inbound_cfg.max_connections,
-                    Arc::new(move || refused.connection_refused(Direction::Outbound)),
-                ),
-                move |tcp, remote| {
-                    let outbound = outbound.clone();
-                    let builder = builder.clone();
-                    let shutdown = life2.shutdown.clone();
-                    async move {
-                        let metrics = &outbound.telemetry().metrics;
-                        let _open = metrics.connection_opened(Direction::Outbound);
-                        let conn = Arc::new(ConnMetrics::new(metrics.clone(), Direction::Outbound));
-                        let svc = move |req| outbound.clone().handle(req, remote, conn.clone());
-                        serve_http(&builder, tcp, svc, &shutdown, idle).await;
-                    }
-                },
-            ));
+            telemetry: &telemetry,
+            http: &http,
+            life: &life,
         }
+        .spawn(listeners.inbound)?;
+        OutboundBuilder {
+            config,
+            routes,
+            telemetry: &telemetry,
+            http: &http,
+            life: &life,
+        }
+        .spawn(listeners.outbound);
 
         state.set_ready(true);
         Ok(Sidecar {
@@ -379,114 +227,4 @@ impl Sidecar {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.admin_life.tasks.wait()).await;
         outcome
     }
-}
-
-/// What every connection accepted on the inbound listener shares.
-struct InboundListener {
-    acceptor: TlsAcceptor,
-    own_id: usher_ca::SpiffeId,
-    shared: Arc<Inbound>,
-    authz: Option<Arc<AuthzShared>>,
-    telemetry: Arc<Telemetry>,
-    builder: Arc<hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>>,
-    shutdown: tokio_util::sync::CancellationToken,
-    idle_timeout: Duration,
-    /// Peers from other trust domains are refused after the handshake.
-    trust_domains: Vec<String>,
-}
-
-/// The inbound listener's request rules: its upgrades, path normalisation,
-/// and the headers only usher may set (identity, claims, and forwarded
-/// headers unless trusted).
-fn inbound_sanitizer(config: &Config) -> Sanitizer {
-    let inbound = &config.inbound;
-    let mut protected = vec![crate::headers::XFCC.clone()];
-    if !inbound.trust_forwarded_headers {
-        protected.extend(FORWARDED.iter().map(|n| HeaderName::from_static(n)));
-    }
-    if let Some(authn) = &config.authentication {
-        for rule in &authn.jwt {
-            protected.extend(
-                rule.claims_to_headers
-                    .values()
-                    .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok()),
-            );
-        }
-    }
-    let prefixes = if inbound.trust_forwarded_headers {
-        Vec::new()
-    } else {
-        vec![crate::sanitize::FORWARDED_PREFIX]
-    };
-    Sanitizer::new(
-        inbound.upgrades.clone(),
-        Some(inbound.path_normalization.options()),
-        protected,
-        prefixes,
-    )
-}
-
-async fn serve_inbound(tcp: TcpStream, remote: SocketAddr, listener: Arc<InboundListener>) {
-    let acceptor = &listener.acceptor;
-    let metrics = &listener.telemetry.metrics;
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            let reason = tls_failure_reason(&e);
-            metrics.handshake_failed(Direction::Inbound, reason);
-            tracing::warn!(target: "usher::audit", direction = "inbound", %remote, reason, error = %e, "TLS handshake refused");
-            return;
-        }
-        Err(_) => {
-            metrics.handshake_failed(Direction::Inbound, "timeout");
-            tracing::warn!(target: "usher::audit", direction = "inbound", %remote, reason = "timeout", "TLS handshake refused");
-            return;
-        }
-    };
-    // The verifier already required a SPIFFE ID; this reads the same leaf.
-    let Some(peer) = identity::peer_identity(tls.get_ref().1) else {
-        metrics.handshake_failed(Direction::Inbound, "no_spiffe_id");
-        tracing::warn!(target: "usher::audit", direction = "inbound", %remote, reason = "no_spiffe_id", "TLS handshake refused");
-        return;
-    };
-    if !listener
-        .trust_domains
-        .iter()
-        .any(|td| td.eq_ignore_ascii_case(peer.trust_domain()))
-    {
-        metrics.handshake_failed(Direction::Inbound, "trust_domain");
-        tracing::warn!(target: "usher::audit", direction = "inbound", %remote, %peer, reason = "trust_domain", "TLS handshake refused: the peer's trust domain is not accepted");
-        return;
-    }
-    tracing::debug!(direction = "inbound", %remote, %peer, "peer connected");
-    let _open = metrics.connection_opened(Direction::Inbound);
-    // Per connection: the listener's shutdown, or a flood of cancelled
-    // requests (ResetGuard), finishes it.
-    let close = listener.shutdown.child_token();
-    let conn = Arc::new(InboundConn::new(
-        &listener.own_id,
-        peer,
-        remote,
-        &listener.telemetry,
-        close.clone(),
-    ));
-    let stack = inbound::stack(
-        conn,
-        listener.shared.clone(),
-        listener.authz.as_ref(),
-        &listener.telemetry,
-    );
-    let svc = move |req: http::Request<hyper::body::Incoming>| {
-        stack
-            .clone()
-            .oneshot(req.map(crate::body::RequestBody::new))
-    };
-    serve_http(
-        &listener.builder,
-        tls,
-        svc,
-        &close,
-        Some(listener.idle_timeout),
-    )
-    .await;
 }

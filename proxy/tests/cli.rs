@@ -873,3 +873,43 @@ fn a_yaml_syntax_error_names_line_column_and_no_placeholder_key() {
         assert!(!err.contains('?'), "{cmd}: {err}");
     }
 }
+
+/// Keys that moved to `server:` still work under `inbound:`; `usher check`
+/// says where they live now, and still passes.
+#[test]
+fn check_warns_about_a_moved_key_and_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    issue_orders(dir.path());
+    let base = "service: orders\nidentity:\n  cert: certs/cert.pem\n  key: certs/key.pem\n  bundle: certs/bundle.pem\ninbound:\n  app: 127.0.0.1:8080\n  listen: 127.0.0.1:1\n";
+    let config = dir.path().join("usher.yaml");
+    std::fs::write(&config, format!("{base}  max_connections: 2\n")).unwrap();
+    let out = run(&["check", "--config", path_str(&config)]);
+    assert_success(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("key `inbound.max_connections`: warning: moved to server.max_connections"),
+        "{err}"
+    );
+    assert!(err.contains("old spelling still works"), "{err}");
+
+    // In its new home: no warning.
+    std::fs::write(&config, format!("{base}server:\n  max_connections: 2\n")).unwrap();
+    let out = run(&["check", "--config", path_str(&config)]);
+    assert_success(&out);
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+
+    // In both: refused, naming both spellings.
+    std::fs::write(
+        &config,
+        format!("{base}  max_connections: 2\nserver:\n  max_connections: 3\n"),
+    )
+    .unwrap();
+    let out = run(&["check", "--config", path_str(&config)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("key `inbound.max_connections`: given twice")
+            && err.contains("server.max_connections"),
+        "{err}"
+    );
+}

@@ -492,3 +492,29 @@ async fn file_mode_keeps_its_identity_when_the_new_key_file_is_not_protected() {
     assert_ne!(after, before);
     assert_eq!(renewed["serial"], after.as_str());
 }
+
+/// A key in its old spelling is logged once, as a warning, at start.
+#[test]
+fn a_moved_config_key_is_logged_once_at_start() {
+    let pki = Pki::new();
+    let certs = pki.issue("certs", &id("b"));
+    let config = support::write_config_with(
+        &pki.dir.path().join("b"),
+        &certs,
+        "127.0.0.1:9".parse().unwrap(),
+        &[],
+        "  idle_timeout: 30s\n",
+        "",
+    );
+    let usher = UsherProcess::start(&config);
+    let warnings: Vec<serde_json::Value> = usher
+        .startup
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["key"] == "inbound.idle_timeout")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{:?}", usher.startup);
+    assert_eq!(warnings[0]["level"], "WARN");
+    let message = warnings[0]["message"].as_str().unwrap();
+    assert!(message.contains("server.idle_timeout"), "{message}");
+}

@@ -1153,3 +1153,54 @@ async fn upgrades_are_counted_on_both_sidecars() {
         0.0
     );
 }
+
+/// A request body that breaks off (a chunk size that is not hex) is the
+/// caller's fault: 400, and like every error usher answers, its kind is the
+/// span's `error.type` on both sides.
+#[tokio::test]
+async fn an_unreadable_body_has_an_error_type_on_both_sides() {
+    let app = Backend::start().await;
+    let rx = Receiver::grpc().await;
+    let mesh = traced_mesh(app.addr, &rx.endpoint(), "grpc").await;
+    let bad_chunk = |trace: &str| {
+        format!(
+            "POST /count HTTP/1.1\r\nHost: b\r\ntraceparent: 00-{trace}-2222222222222222-01\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n"
+        )
+    };
+
+    // From a peer, straight to b's inbound listener.
+    let trace = "44444444444444444444444444444444";
+    let peer = support::raw::MeshPeer::new(&mesh.pki, "frontend", mesh.b.addrs.inbound);
+    let (status, body) = peer.h1(&bad_chunk(trace)).await;
+    assert_eq!(status, 400, "{body}");
+    let spans = rx.wait_for_trace(trace, 1).await;
+    let server = by_kind(&spans, KIND_SERVER);
+    assert_eq!(server.attr("http.response.status_code"), Some("400"));
+    assert_eq!(server.attr("error.type"), Some("body_unreadable"));
+    assert_eq!(server.status_code, STATUS_UNSET, "the caller's fault");
+
+    // From the app, to a's outbound listener.
+    let trace = "55555555555555555555555555555555";
+    let mut tcp = tokio::net::TcpStream::connect(mesh.a.addrs.outbound)
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut tcp, bad_chunk(trace).as_bytes())
+        .await
+        .unwrap();
+    let (status, body) = support::raw::read_response(&mut tcp).await;
+    assert_eq!(status, 400, "{body}");
+    // b may have seen (and spanned) the start of the request too.
+    let client_span = || {
+        rx.spans()
+            .into_iter()
+            .find(|s| s.trace_id == trace && s.kind == KIND_CLIENT)
+    };
+    let arrived = wait_until(Duration::from_secs(15), || async {
+        client_span().is_some()
+    })
+    .await;
+    assert!(arrived, "the CLIENT span arrives");
+    let client = client_span().unwrap();
+    assert_eq!(client.attr("error.type"), Some("body_unreadable"));
+    assert_eq!(client.status_code, STATUS_ERROR);
+}

@@ -1,51 +1,62 @@
-//! The authentication step of the inbound stack.
+//! The authentication step of the inbound stack: a request without a
+//! valid token (where one is needed) ends here with
+//! [`ProxyError::Unauthenticated`]; `respond` answers and logs it.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::future::{ready, Either, Ready};
-use http::header::{HeaderValue, WWW_AUTHENTICATE};
-use http::{Request, Response, StatusCode};
+use http::header::HeaderValue;
+use http::{Request, Response};
 
 use super::verify::{verify, Reject};
 use super::Authn;
 use crate::body::RequestBody;
-use crate::inbound::InboundConn;
-use crate::respond::{text, ProxyBody};
-use crate::telemetry::ErrorKind;
+use crate::respond::{ProxyBody, ProxyError, Unauthenticated};
 
 /// The verified claims of the request's token, for the policy input
 /// (`input.usher.jwt.claims`).
 #[derive(Clone, Debug)]
 pub struct VerifiedClaims(pub Arc<serde_json::Value>);
 
+/// Adds the authentication step (`authentication:`) to a stack.
 #[derive(Clone)]
-pub struct Authenticate<S> {
-    conn: Arc<InboundConn>,
+pub struct AuthenticateLayer {
     shared: Arc<Authn>,
-    inner: S,
 }
 
-impl<S> Authenticate<S> {
-    pub fn new(conn: Arc<InboundConn>, shared: Arc<Authn>, inner: S) -> Self {
+impl AuthenticateLayer {
+    pub fn new(shared: Arc<Authn>) -> Self {
+        AuthenticateLayer { shared }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthenticateLayer {
+    type Service = Authenticate<S>;
+
+    fn layer(&self, inner: S) -> Authenticate<S> {
         Authenticate {
-            conn,
-            shared,
+            shared: self.shared.clone(),
             inner,
         }
     }
 }
 
+#[derive(Clone)]
+pub struct Authenticate<S> {
+    shared: Arc<Authn>,
+    inner: S,
+}
+
 impl<S> tower::Service<Request<RequestBody>> for Authenticate<S>
 where
-    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = Infallible>,
+    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = ProxyError>,
 {
     type Response = Response<ProxyBody>;
-    type Error = Infallible;
-    type Future = Either<Ready<Result<Response<ProxyBody>, Infallible>>, S::Future>;
+    type Error = ProxyError;
+    type Future = Either<Ready<Result<Response<ProxyBody>, ProxyError>>, S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
         self.inner.poll_ready(cx)
     }
 
@@ -86,25 +97,11 @@ where
             }
         }
         if let Some(reason) = refused {
-            tracing::warn!(
-                target: "usher::audit",
-                peer = %self.conn.peer,
-                reason = reason.as_str(),
-                "request refused: invalid token"
-            );
-            shared.metrics.authn_failure(reason.label());
-            return Either::Left(ready(Ok(unauthorized(Some(reason)))));
+            return refuse(Some(reason), None);
         }
         let Some((location, token)) = found else {
             if shared.required {
-                tracing::warn!(
-                    target: "usher::audit",
-                    peer = %self.conn.peer,
-                    reason = "no token",
-                    "request refused: a bearer token is required"
-                );
-                shared.metrics.authn_failure("missing");
-                return Either::Left(ready(Ok(unauthorized(None))));
+                return refuse(None, None);
             }
             return Either::Right(self.inner.call(req));
         };
@@ -135,15 +132,7 @@ where
                 let issuer = issuer
                     .and_then(|i| shared.issuers.get(i))
                     .map_or("", |i| i.issuer.as_str());
-                tracing::warn!(
-                    target: "usher::audit",
-                    peer = %self.conn.peer,
-                    issuer,
-                    reason = reason.as_str(),
-                    "request refused: invalid token"
-                );
-                shared.metrics.authn_failure(reason.label());
-                Either::Left(ready(Ok(unauthorized(Some(reason)))))
+                refuse(Some(reason), Some(issuer.into()))
             }
         }
     }
@@ -200,24 +189,13 @@ fn claim_header(v: &serde_json::Value) -> Option<HeaderValue> {
     }
 }
 
-/// 401 with the RFC 6750 challenge. No token: no error code (§3.1).
-fn unauthorized(reason: Option<Reject>) -> Response<ProxyBody> {
-    let (challenge, body) = match reason {
-        None => (
-            HeaderValue::from_static("Bearer realm=\"usher\""),
-            "usher: a bearer token is required\n".to_string(),
-        ),
-        Some(r) => (
-            HeaderValue::from_str(&format!(
-                "Bearer realm=\"usher\", error=\"invalid_token\", error_description=\"{}\"",
-                r.as_str()
-            ))
-            .unwrap_or_else(|_| HeaderValue::from_static("Bearer error=\"invalid_token\"")),
-            format!("usher: invalid token ({})\n", r.as_str()),
-        ),
-    };
-    let mut resp = text(StatusCode::UNAUTHORIZED, body);
-    resp.headers_mut().insert(WWW_AUTHENTICATE, challenge);
-    resp.extensions_mut().insert(ErrorKind("unauthenticated"));
-    resp
+/// The 401 (challenge, log line, metric: all in `respond`).
+fn refuse<F>(
+    reason: Option<Reject>,
+    issuer: Option<Box<str>>,
+) -> Either<Ready<Result<Response<ProxyBody>, ProxyError>>, F> {
+    Either::Left(ready(Err(ProxyError::Unauthenticated(Unauthenticated {
+        reason,
+        issuer,
+    }))))
 }

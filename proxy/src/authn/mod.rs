@@ -17,11 +17,10 @@ use arc_swap::ArcSwap;
 use http::header::HeaderName;
 
 pub use jwks::{Jwks, JwksError};
-pub use layer::{Authenticate, VerifiedClaims};
+pub use layer::{Authenticate, AuthenticateLayer, VerifiedClaims};
 pub use verify::{Issuer, Reject};
 
 use crate::config::AuthenticationConfig;
-use crate::telemetry::Metrics;
 
 /// What every inbound connection shares when authentication is configured.
 pub struct Authn {
@@ -35,7 +34,6 @@ pub struct Authn {
     output_headers: Vec<HeaderName>,
     leeway_secs: u64,
     max_token_bytes: usize,
-    metrics: Arc<Metrics>,
     config: AuthenticationConfig,
 }
 
@@ -57,10 +55,7 @@ pub enum AuthnError {
 impl Authn {
     /// Reads the key set files (a broken one stops the start, naming it);
     /// URL key sets start empty and are fetched by [`Authn::spawn_refresh`].
-    pub fn load(
-        config: &AuthenticationConfig,
-        metrics: Arc<Metrics>,
-    ) -> Result<Arc<Authn>, AuthnError> {
+    pub fn load(config: &AuthenticationConfig) -> Result<Arc<Authn>, AuthnError> {
         let mut issuers = Vec::with_capacity(config.jwt.len());
         let mut rules = Vec::with_capacity(config.jwt.len());
         let mut locations: Vec<(HeaderName, String)> = Vec::new();
@@ -116,7 +111,6 @@ impl Authn {
             output_headers,
             leeway_secs: config.leeway.as_secs(),
             max_token_bytes: config.max_token_bytes,
-            metrics,
             config: config.clone(),
         }))
     }

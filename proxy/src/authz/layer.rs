@@ -1,27 +1,24 @@
 //! The authorization layer of the inbound stack: builds the OPA-Envoy input
 //! from the request, asks the policy in force, logs the decision, and then
 //! lets the request through (changing headers as the decision says) or
-//! answers it with the policy's denial.
+//! ends it with [`ProxyError::PolicyDenied`] (answered by `respond`).
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use http::{HeaderMap, Request, Response, StatusCode, Version};
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Request, Response, Version};
 use usher_ca::SpiffeId;
 use usher_policy::{BodyInput, Decision, RequestInput};
 
+use super::future::AuthorizeFuture;
 use super::PolicyStore;
 use crate::body::RequestBody;
 use crate::config::PolicyMode;
-use crate::inbound::InboundConn;
-use crate::respond::{text, ProxyBody, ProxyError};
+use crate::respond::{append_headers, PolicyDenied, ProxyBody, ProxyError};
+use crate::target::{PeerIdentity, RemoteAddr};
 use crate::telemetry::{Metrics, PolicyVerdict};
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -74,136 +71,183 @@ impl RequestIds {
     }
 }
 
-/// The layer's service, built per connection (it knows the caller).
-#[derive(Clone)]
-pub struct Authorize<S> {
-    conn: Arc<InboundConn>,
+/// Adds the policy step to a connection's stack: `T` says who calls
+/// (`source.principal`) and from where (`source.address`).
+pub struct AuthorizeLayer<T> {
+    target: Arc<T>,
     shared: Arc<AuthzShared>,
-    inner: S,
 }
 
-impl<S> Authorize<S> {
-    pub fn new(conn: Arc<InboundConn>, shared: Arc<AuthzShared>, inner: S) -> Self {
+impl<T> AuthorizeLayer<T> {
+    pub fn new(target: Arc<T>, shared: Arc<AuthzShared>) -> Self {
+        AuthorizeLayer { target, shared }
+    }
+}
+
+impl<T, S> tower::Layer<S> for AuthorizeLayer<T> {
+    type Service = Authorize<T, S>;
+
+    fn layer(&self, inner: S) -> Authorize<T, S> {
         Authorize {
-            conn,
-            shared,
+            target: self.target.clone(),
+            shared: self.shared.clone(),
             inner,
         }
     }
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+pub struct Authorize<T, S> {
+    target: Arc<T>,
+    shared: Arc<AuthzShared>,
+    inner: S,
+}
 
-impl<S> tower::Service<Request<RequestBody>> for Authorize<S>
+impl<T, S: Clone> Clone for Authorize<T, S> {
+    fn clone(&self) -> Self {
+        Authorize {
+            target: self.target.clone(),
+            shared: self.shared.clone(),
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T, S> tower::Service<Request<RequestBody>> for Authorize<T, S>
 where
-    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
+    T: PeerIdentity + RemoteAddr,
+    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = ProxyError>
+        + Clone,
 {
     type Response = Response<ProxyBody>;
-    type Error = Infallible;
-    type Future = BoxFuture;
+    type Error = ProxyError;
+    type Future = AuthorizeFuture<T, S, S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<RequestBody>) -> BoxFuture {
-        // The clone that was polled ready is the one that serves this call.
+    fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+        let with_body = self.shared.store.config().with_body.as_ref();
+        let Some(max) = with_body.map(|w| w.max_bytes) else {
+            // Decided here and now: the next step is called right away.
+            return match decide(&*self.target, &self.shared, &mut parts, None) {
+                Ok(verdict) => AuthorizeFuture::next(
+                    self.inner.call(Request::from_parts(parts, body)),
+                    verdict,
+                ),
+                Err(err) => AuthorizeFuture::refused(err),
+            };
+        };
+        // The policy reads the body first; the next step is called once the
+        // decision is made, so the future takes the service that was polled
+        // ready (tower's rule) and leaves a clone here. Only on this path:
+        // the service below is `ToApp`, one `Arc`.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let conn = self.conn.clone();
-        let shared = self.shared.clone();
-        Box::pin(async move {
-            let (mut parts, body) = req.into_parts();
-            let with_body = shared
-                .store
-                .config()
-                .with_body
-                .as_ref()
-                .map(|w| w.max_bytes);
-            let (body_input, body) = match with_body {
-                None => (None, body),
-                Some(max) => match body.read_prefix(max).await {
-                    Ok((bytes, truncated, body)) => (Some(BodyInput { bytes, truncated }), body),
-                    Err(crate::body::BodyError::TooLarge(max)) => {
-                        return Ok(ProxyError::BodyTooLarge { max }.into_response());
-                    }
-                    Err(e) => {
-                        tracing::debug!(peer = %conn.peer, error = %e, "request body unreadable");
-                        let reason = e.to_string();
-                        return Ok(ProxyError::BodyUnreadable { reason }.into_response());
-                    }
-                },
-            };
-            let request_id = match parts.headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()) {
-                Some(id) => id.to_owned(),
-                None => {
-                    let id = shared.ids.next();
-                    if let Ok(v) = HeaderValue::from_str(&id) {
-                        parts.headers.insert(REQUEST_ID.clone(), v);
-                    }
-                    id
-                }
-            };
+        let ready = std::mem::replace(&mut self.inner, clone);
+        AuthorizeFuture::reading(
+            body.read_prefix(max),
+            parts,
+            self.target.clone(),
+            self.shared.clone(),
+            ready,
+        )
+    }
+}
 
-            let loaded = shared.store.current();
-            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-            let host = crate::headers::authority_of_parts(&parts).unwrap_or("");
-            let input = RequestInput {
-                source_principal: Some(conn.peer.as_str()),
-                source_address: conn.remote,
-                destination_principal: shared.own_id.as_str(),
-                destination_address: shared.local_addr,
-                method: parts.method.as_str(),
-                path,
-                host,
-                scheme: "https",
-                protocol: protocol(parts.version),
-                headers: &parts.headers,
-                request_id: &request_id,
-                body: body_input.as_ref(),
-                jwt_claims: parts
-                    .extensions
-                    .get::<crate::authn::VerifiedClaims>()
-                    .map(|c| &*c.0),
-            };
-            let decision = loaded.policy.evaluate(&input);
-            let mode = shared.store.mode();
-            log_decision(
-                &conn,
-                &parts,
-                &decision,
-                loaded.policy.revision(),
-                mode,
-                shared.store.config().decision_log.allow_sample_rate,
-            );
-            drop(loaded);
-            shared
-                .metrics
-                .policy_decision(mode == PolicyMode::Audit, decision.allowed);
+/// Builds the policy input, evaluates the policy in force, logs and counts
+/// the decision; an allow's header changes are applied to `parts`.
+pub(super) fn decide<T: PeerIdentity + RemoteAddr>(
+    target: &T,
+    shared: &AuthzShared,
+    parts: &mut http::request::Parts,
+    body: Option<&BodyInput>,
+) -> Result<Verdict, ProxyError> {
+    let request_id = match parts.headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()) {
+        Some(id) => id.to_owned(),
+        None => {
+            let id = shared.ids.next();
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                parts.headers.insert(REQUEST_ID.clone(), v);
+            }
+            id
+        }
+    };
 
-            if !decision.allowed {
-                if mode == PolicyMode::Enforce {
-                    let mut resp = denied(decision);
-                    resp.extensions_mut().insert(PolicyVerdict::Deny);
-                    return Ok(resp);
-                }
-                // Audit: the request goes on untouched, as if no policy ran.
-                let mut resp = inner.call(Request::from_parts(parts, body)).await?;
+    let loaded = shared.store.current();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let host = crate::headers::authority_of_parts(parts).unwrap_or("");
+    let input = RequestInput {
+        source_principal: Some(target.peer_id().as_str()),
+        source_address: target.remote_addr(),
+        destination_principal: shared.own_id.as_str(),
+        destination_address: shared.local_addr,
+        method: parts.method.as_str(),
+        path,
+        host,
+        scheme: "https",
+        protocol: protocol(parts.version),
+        headers: &parts.headers,
+        request_id: &request_id,
+        body,
+        jwt_claims: parts
+            .extensions
+            .get::<crate::authn::VerifiedClaims>()
+            .map(|c| &*c.0),
+    };
+    let decision = loaded.policy.evaluate(&input);
+    let mode = shared.store.mode();
+    log_decision(
+        target.peer_id(),
+        parts,
+        &decision,
+        loaded.policy.revision(),
+        mode,
+        shared.store.config().decision_log.allow_sample_rate,
+    );
+    drop(loaded);
+    shared
+        .metrics
+        .policy_decision(mode == PolicyMode::Audit, decision.allowed);
+
+    if !decision.allowed {
+        if mode == PolicyMode::Enforce {
+            return Err(ProxyError::PolicyDenied(PolicyDenied::from_decision(
+                decision,
+            )));
+        }
+        // Audit: the request goes on untouched, as if no policy ran.
+        return Ok(Verdict::AuditDeny);
+    }
+    for name in &decision.request_headers_to_remove {
+        parts.headers.remove(name);
+    }
+    set_headers(&mut parts.headers, &decision.headers);
+    Ok(Verdict::Allow {
+        response_headers: decision.response_headers_to_add,
+    })
+}
+
+/// What the decision says to do with the response from the next step.
+pub(super) enum Verdict {
+    Allow {
+        /// The decision's `response_headers_to_add`.
+        response_headers: Vec<(HeaderName, HeaderValue)>,
+    },
+    /// Denied, let through in audit mode: tagged for the span.
+    AuditDeny,
+}
+
+impl Verdict {
+    pub(super) fn apply(self, resp: &mut Response<ProxyBody>) {
+        match self {
+            Verdict::Allow { response_headers } => {
+                append_headers(resp.headers_mut(), &response_headers)
+            }
+            Verdict::AuditDeny => {
                 resp.extensions_mut().insert(PolicyVerdict::AuditDeny);
-                return Ok(resp);
             }
-            for name in &decision.request_headers_to_remove {
-                parts.headers.remove(name);
-            }
-            set_headers(&mut parts.headers, &decision.headers);
-            let mut resp = inner.call(Request::from_parts(parts, body)).await?;
-            append_headers(resp.headers_mut(), &decision.response_headers_to_add);
-            Ok(resp)
-        })
+        }
     }
 }
 
@@ -224,32 +268,8 @@ fn set_headers(headers: &mut HeaderMap, add: &[(HeaderName, HeaderValue)]) {
     append_headers(headers, add);
 }
 
-fn append_headers(headers: &mut HeaderMap, add: &[(HeaderName, HeaderValue)]) {
-    for (name, value) in add {
-        headers.append(name.clone(), value.clone());
-    }
-}
-
-/// The response for a denied request: the policy's status, body and
-/// headers; the reason stays in the log.
-fn denied(decision: Decision) -> Response<ProxyBody> {
-    let status = StatusCode::from_u16(decision.http_status).unwrap_or(StatusCode::FORBIDDEN);
-    let body = decision
-        .body
-        .map(Bytes::from)
-        .unwrap_or_else(|| Bytes::from_static(b"usher: request denied by policy\n"));
-    let mut resp = text(status, body);
-    let has_type = decision.headers.iter().any(|(n, _)| n == CONTENT_TYPE);
-    if has_type {
-        resp.headers_mut().remove(CONTENT_TYPE);
-    }
-    append_headers(resp.headers_mut(), &decision.headers);
-    append_headers(resp.headers_mut(), &decision.response_headers_to_add);
-    resp
-}
-
 fn log_decision(
-    conn: &InboundConn,
+    peer: &SpiffeId,
     parts: &http::request::Parts,
     decision: &Decision,
     revision: &str,
@@ -267,7 +287,7 @@ fn log_decision(
         {
             tracing::info!(
                 target: "usher::audit",
-                principal = %conn.peer,
+                principal = %peer,
                 method = %parts.method,
                 path,
                 decision = "allow",
@@ -280,7 +300,7 @@ fn log_decision(
     } else {
         tracing::warn!(
             target: "usher::audit",
-            principal = %conn.peer,
+            principal = %peer,
             method = %parts.method,
             path,
             decision = "deny",

@@ -7,6 +7,7 @@
 //! request ever sees a half-loaded policy and a broken file never replaces a
 //! working one.
 
+mod future;
 mod layer;
 mod watch;
 
@@ -17,7 +18,8 @@ use std::time::SystemTime;
 use arc_swap::{ArcSwap, Guard};
 use usher_policy::{Limits, Policy, PolicyError, PolicySource, RegoVersion};
 
-pub use layer::{Authorize, AuthzShared};
+pub use future::AuthorizeFuture;
+pub use layer::{Authorize, AuthorizeLayer, AuthzShared};
 pub use watch::spawn_watcher;
 
 use crate::config::{PolicyConfig, PolicyMode, RegoVersionConfig};

@@ -117,7 +117,16 @@ pub fn main() -> ExitCode {
 
 /// `usher check`: every problem on stderr, one per line; 0 or 1.
 fn check(config: &std::path::Path) -> ExitCode {
-    match crate::check::check(config) {
+    let checked = crate::check::check(config);
+    for w in &checked.warnings {
+        eprintln!(
+            "{}: key `{}`: warning: {}",
+            config.display(),
+            w.key,
+            w.message
+        );
+    }
+    match checked.result {
         Ok(summary) => {
             let policy = summary
                 .policy_revision

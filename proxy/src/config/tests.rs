@@ -146,16 +146,25 @@ shutdown:
 #[test]
 fn relative_identity_paths_are_resolved_against_the_base_folder() {
     let config = parse(MINIMAL).unwrap();
-    assert_eq!(config.identity.cert, Path::new("/etc/usher/certs/cert.pem"));
-    assert_eq!(config.identity.key, Path::new("/etc/usher/certs/key.pem"));
     assert_eq!(
-        config.identity.bundle,
+        config.identity.files().unwrap().cert,
+        Path::new("/etc/usher/certs/cert.pem")
+    );
+    assert_eq!(
+        config.identity.files().unwrap().key,
+        Path::new("/etc/usher/certs/key.pem")
+    );
+    assert_eq!(
+        config.identity.files().unwrap().bundle,
         Path::new("/etc/usher/certs/bundle.pem")
     );
 
     // The base folder, not the config file's name or the working directory.
     let config = Config::parse(MINIMAL, Path::new(FILE), Path::new("/srv/other")).unwrap();
-    assert_eq!(config.identity.cert, Path::new("/srv/other/certs/cert.pem"));
+    assert_eq!(
+        config.identity.files().unwrap().cert,
+        Path::new("/srv/other/certs/cert.pem")
+    );
 }
 
 #[test]
@@ -167,13 +176,19 @@ fn absolute_identity_paths_are_kept() {
             "bundle: /var/run/usher/bundle.pem",
         );
     let config = parse(&text).unwrap();
-    assert_eq!(config.identity.cert, Path::new("/var/run/usher/cert.pem"));
     assert_eq!(
-        config.identity.bundle,
+        config.identity.files().unwrap().cert,
+        Path::new("/var/run/usher/cert.pem")
+    );
+    assert_eq!(
+        config.identity.files().unwrap().bundle,
         Path::new("/var/run/usher/bundle.pem")
     );
     // Mixed: the relative one is still resolved.
-    assert_eq!(config.identity.key, Path::new("/etc/usher/certs/key.pem"));
+    assert_eq!(
+        config.identity.files().unwrap().key,
+        Path::new("/etc/usher/certs/key.pem")
+    );
 }
 
 #[test]
@@ -182,7 +197,10 @@ fn load_resolves_paths_against_the_config_files_folder() {
     let path = dir.path().join("usher.yaml");
     std::fs::write(&path, MINIMAL).unwrap();
     let config = Config::load(&path).unwrap();
-    assert_eq!(config.identity.cert, dir.path().join("certs/cert.pem"));
+    assert_eq!(
+        config.identity.files().unwrap().cert,
+        dir.path().join("certs/cert.pem")
+    );
 }
 
 #[test]
@@ -583,7 +601,12 @@ fn the_example_config_in_examples_parses() {
     assert_eq!(cfg.service, "orders");
     assert_eq!(cfg.outbound.routes.len(), 1);
     assert_eq!(cfg.runtime.workers, 2);
-    assert!(!cfg.identity.allow_insecure_key_permissions);
+    assert!(!cfg.identity.files().unwrap().allow_insecure_key_permissions);
+    assert!(
+        cfg.warnings.is_empty(),
+        "no old spellings: {:?}",
+        cfg.warnings
+    );
     let policy = cfg.policy.expect("the example shows a policy section");
     assert_eq!(policy.files, [Path::new("/etc/usher/authz.rego")]);
     let otlp = cfg
@@ -667,6 +690,8 @@ fn allow_insecure_key_permissions_is_off_unless_given_and_only_for_files() {
         !parse(MINIMAL)
             .unwrap()
             .identity
+            .files()
+            .unwrap()
             .allow_insecure_key_permissions
     );
     let allowed = MINIMAL.replace(
@@ -678,6 +703,8 @@ fn allow_insecure_key_permissions_is_off_unless_given_and_only_for_files() {
         parse(&allowed)
             .unwrap()
             .identity
+            .files()
+            .unwrap()
             .allow_insecure_key_permissions
     );
 
@@ -697,7 +724,7 @@ fn identity_ca_mode_and_its_errors() {
     );
     assert_ne!(ca_mode, MINIMAL, "the replacement applies");
     let config = parse(&ca_mode).unwrap();
-    let ca = config.identity.ca.unwrap();
+    let ca = config.identity.ca().unwrap().clone();
     assert_eq!(ca.bundle, Path::new("/etc/usher/ca.pem"));
     assert_eq!(ca.token_file, Path::new("/etc/usher/token"));
     assert_eq!(ca.renew_at, 0.7);
@@ -782,4 +809,123 @@ fn an_oversized_config_file_is_refused_before_parsing() {
     let err = Config::load(&path).unwrap_err();
     assert_eq!(err.file, path);
     assert!(err.message.contains("at most 1048576"), "{err}");
+}
+
+/// The limits every listener applies: `server:` is their home.
+#[test]
+fn server_keys_apply_to_every_listener_and_default_without_warning() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.server, ServerConfig::default());
+    assert_eq!(config.server.max_connections, 10_000);
+    assert_eq!(config.server.max_header_bytes, 16 * 1024);
+    assert_eq!(config.server.header_read_timeout, Duration::from_secs(30));
+    assert_eq!(config.server.idle_timeout, Duration::from_secs(300));
+    assert_eq!(config.server.http2_max_concurrent_streams, 256);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+
+    let config = parse(&format!(
+        "{MINIMAL}server:\n  max_connections: 2\n  max_header_bytes: 9000\n  header_read_timeout: 1s\n  idle_timeout: 2s\n  http2_max_concurrent_streams: 3\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        config.server,
+        ServerConfig {
+            max_connections: 2,
+            max_header_bytes: 9000,
+            header_read_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(2),
+            http2_max_concurrent_streams: 3,
+        }
+    );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn the_old_spelling_under_inbound_still_works_with_a_warning() {
+    let config = parse(&format!(
+        "{MINIMAL}  max_connections: 2\n  max_header_bytes: 9000\n  header_read_timeout: 1s\n  idle_timeout: 2s\n  http2_max_concurrent_streams: 3\n"
+    ))
+    .unwrap();
+    assert_eq!(config.server.max_connections, 2);
+    assert_eq!(config.server.max_header_bytes, 9000);
+    assert_eq!(config.server.header_read_timeout, Duration::from_secs(1));
+    assert_eq!(config.server.idle_timeout, Duration::from_secs(2));
+    assert_eq!(config.server.http2_max_concurrent_streams, 3);
+    let keys: Vec<&str> = config.warnings.iter().map(|w| w.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "inbound.max_connections",
+            "inbound.max_header_bytes",
+            "inbound.header_read_timeout",
+            "inbound.idle_timeout",
+            "inbound.http2_max_concurrent_streams",
+        ]
+    );
+    for w in &config.warnings {
+        let new = w.key.replace("inbound.", "server.");
+        assert!(
+            w.message.contains(&new) && w.message.contains("old spelling still works"),
+            "{w:?}"
+        );
+    }
+    // One key moved, the others in their new home: one warning.
+    let config = parse(&format!(
+        "{MINIMAL}  idle_timeout: 2s\nserver:\n  max_connections: 5\n"
+    ))
+    .unwrap();
+    assert_eq!(config.server.idle_timeout, Duration::from_secs(2));
+    assert_eq!(config.server.max_connections, 5);
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+}
+
+/// Given in both places the two could disagree: an error, not a silent
+/// pick (even when they agree, so that the old one gets removed).
+#[test]
+fn a_server_key_given_in_both_places_is_an_error() {
+    for (key, value) in [
+        ("max_connections", "2"),
+        ("max_header_bytes", "9000"),
+        ("header_read_timeout", "1s"),
+        ("idle_timeout", "1s"),
+        ("http2_max_concurrent_streams", "2"),
+    ] {
+        let text = format!("{MINIMAL}  {key}: {value}\nserver:\n  {key}: {value}\n");
+        let shown = error(&text, &format!("inbound.{key}"));
+        assert!(shown.contains(&format!("server.{key}")), "{shown}");
+        assert!(shown.contains("given twice"), "{shown}");
+    }
+}
+
+#[test]
+fn server_keys_are_checked_like_any_other() {
+    let shown = error(
+        &format!("{MINIMAL}server:\n  max_header_bytes: 100\n"),
+        "server.max_header_bytes",
+    );
+    assert!(shown.contains("8192"), "{shown}");
+    let shown = error(
+        &format!("{MINIMAL}server:\n  idle_timeout: soon\n"),
+        "server.idle_timeout",
+    );
+    assert!(shown.contains("duration"), "{shown}");
+    let shown = error(
+        &format!("{MINIMAL}server:\n  max_conections: 2\n"),
+        "server.max_conections",
+    );
+    assert!(shown.contains("`max_connections`"), "{shown}");
+}
+
+#[test]
+fn the_identity_source_is_files_or_a_ca() {
+    let config = parse(MINIMAL).unwrap();
+    assert!(matches!(config.identity, IdentitySource::Files(_)));
+    assert!(config.identity.ca().is_none());
+    let ca = MINIMAL.replace(
+        "  cert: certs/cert.pem\n  key: certs/key.pem\n  bundle: certs/bundle.pem\n",
+        "  ca:\n    url: https://ca.mesh:8443\n    bundle: ca.pem\n    token_file: token\n    spiffe_id: spiffe://mesh.local/ns/shop/sa/orders\n",
+    );
+    let config = parse(&ca).unwrap();
+    assert!(matches!(config.identity, IdentitySource::Ca(_)));
+    assert!(config.identity.files().is_none());
 }

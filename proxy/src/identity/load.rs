@@ -13,7 +13,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use usher_ca::{spiffe_id_from_cert_der, SpiffeId};
 
-use crate::config::IdentityConfig;
+use crate::config::IdentityFiles;
 
 /// What a sidecar needs to speak mTLS: who it is and whom it trusts.
 #[derive(Debug)]
@@ -97,7 +97,7 @@ const KEY_FORBIDDEN_MODE_BITS: u32 = 0o077;
 /// `identity.allow_insecure_key_permissions` says so, in which case a
 /// warning is logged (once per key file and process).
 pub fn load_identity(
-    config: &IdentityConfig,
+    config: &IdentityFiles,
     provider: &CryptoProvider,
 ) -> Result<LoadedIdentity, IdentityError> {
     let origin = Origin {

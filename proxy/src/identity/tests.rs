@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use usher_ca::{init_ca, write_issued, Ca, IssueRequest, SpiffeId};
 
 use super::*;
-use crate::config::{IdentityConfig, TlsConfig, TlsVersion};
+use crate::config::{IdentityFiles, TlsConfig, TlsVersion};
 use crate::connect::ConnectError;
 
 const TD: &str = "mesh.local";
@@ -40,23 +40,22 @@ impl Pki {
         Pki { dir, ca }
     }
 
-    fn issue_with(&self, name: &str, req: IssueRequest) -> IdentityConfig {
+    fn issue_with(&self, name: &str, req: IssueRequest) -> IdentityFiles {
         let out = self.dir.path().join(name);
         write_issued(&out, &self.ca.issue(&req).unwrap()).unwrap();
         files(&out)
     }
 
-    fn issue(&self, name: &str, spiffe_id: &SpiffeId) -> IdentityConfig {
+    fn issue(&self, name: &str, spiffe_id: &SpiffeId) -> IdentityFiles {
         self.issue_with(name, IssueRequest::new(spiffe_id.clone()))
     }
 }
 
-fn files(dir: &Path) -> IdentityConfig {
-    IdentityConfig {
+fn files(dir: &Path) -> IdentityFiles {
+    IdentityFiles {
         cert: dir.join("cert.pem"),
         key: dir.join("key.pem"),
         bundle: dir.join("bundle.pem"),
-        ca: None,
         watch: true,
         allow_insecure_key_permissions: false,
     }
@@ -66,7 +65,7 @@ fn provider() -> Arc<CryptoProvider> {
     crypto_provider(&TlsConfig::default())
 }
 
-fn load(config: &IdentityConfig) -> Result<LoadedIdentity, IdentityError> {
+fn load(config: &IdentityFiles) -> Result<LoadedIdentity, IdentityError> {
     load_identity(config, &provider())
 }
 
@@ -129,7 +128,7 @@ fn a_key_that_does_not_match_the_certificate_is_refused_naming_the_key() {
     let pki = Pki::new();
     let a = pki.issue("a", &id("a"));
     let b = pki.issue("b", &id("b"));
-    let mixed = IdentityConfig {
+    let mixed = IdentityFiles {
         key: b.key.clone(),
         ..a
     };
@@ -151,21 +150,21 @@ fn missing_files_are_named() {
     for (which, config) in [
         (
             "cert",
-            IdentityConfig {
+            IdentityFiles {
                 cert: gone.clone(),
                 ..good.clone()
             },
         ),
         (
             "key",
-            IdentityConfig {
+            IdentityFiles {
                 key: gone.clone(),
                 ..good.clone()
             },
         ),
         (
             "bundle",
-            IdentityConfig {
+            IdentityFiles {
                 bundle: gone.clone(),
                 ..good.clone()
             },
@@ -191,7 +190,7 @@ fn a_bundle_without_certificates_is_refused() {
     let key_only = good.key.clone();
 
     for bundle in [empty, key_only] {
-        let config = IdentityConfig {
+        let config = IdentityFiles {
             bundle: bundle.clone(),
             ..good.clone()
         };
@@ -209,7 +208,7 @@ fn a_bundle_without_certificates_is_refused() {
 fn a_certificate_file_without_certificates_is_refused() {
     let pki = Pki::new();
     let good = pki.issue("a", &id("a"));
-    let config = IdentityConfig {
+    let config = IdentityFiles {
         cert: good.key.clone(),
         ..good.clone()
     };
@@ -224,7 +223,7 @@ fn a_certificate_file_without_certificates_is_refused() {
 fn a_key_file_without_a_key_is_refused() {
     let pki = Pki::new();
     let good = pki.issue("a", &id("a"));
-    let config = IdentityConfig {
+    let config = IdentityFiles {
         key: good.cert.clone(),
         ..good.clone()
     };
@@ -276,7 +275,7 @@ fn allow_insecure_key_permissions_accepts_an_unprotected_key() {
     let pki = Pki::new();
     let good = pki.issue("a", &id("a"));
     chmod(&good.key, 0o644);
-    let config = IdentityConfig {
+    let config = IdentityFiles {
         allow_insecure_key_permissions: true,
         ..good.clone()
     };
@@ -292,7 +291,7 @@ fn a_wrong_key_file_is_reported_as_such_before_its_mode() {
     let a = pki.issue("a", &id("a"));
     let b = pki.issue("b", &id("b"));
     chmod(&b.key, 0o644);
-    let mixed = IdentityConfig {
+    let mixed = IdentityFiles {
         key: b.key.clone(),
         ..a.clone()
     };
@@ -302,7 +301,7 @@ fn a_wrong_key_file_is_reported_as_such_before_its_mode() {
 
 // ---- TLS handshakes, in memory ------------------------------------------
 
-fn server(files: &IdentityConfig, tls: &TlsConfig) -> (Arc<ServerConfig>, Arc<CertStore>) {
+fn server(files: &IdentityFiles, tls: &TlsConfig) -> (Arc<ServerConfig>, Arc<CertStore>) {
     let provider = crypto_provider(tls);
     let loaded = load_identity(files, &provider).unwrap();
     let certs = CertStore::new(loaded.certified_key);
@@ -314,7 +313,7 @@ fn server(files: &IdentityConfig, tls: &TlsConfig) -> (Arc<ServerConfig>, Arc<Ce
 /// A client presenting `files`' certificate, trusting `files`' bundle and
 /// accepting only `expected`, speaking exactly `versions`.
 fn client(
-    files: &IdentityConfig,
+    files: &IdentityFiles,
     expected: SpiffeId,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Arc<ClientConfig> {

@@ -14,13 +14,13 @@ use rustls::crypto::CryptoProvider;
 use tokio_util::sync::CancellationToken;
 
 use super::{load_identity, Identity, IdentityError};
-use crate::config::IdentityConfig;
+use crate::config::IdentityFiles;
 use crate::telemetry::Metrics;
 use crate::watch::DirWatch;
 
 pub fn spawn_file_watcher(
     identity: Arc<Identity>,
-    config: IdentityConfig,
+    config: IdentityFiles,
     provider: Arc<CryptoProvider>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
@@ -62,7 +62,7 @@ fn until(t: SystemTime) -> Duration {
 
 fn reload(
     identity: &Identity,
-    config: &IdentityConfig,
+    config: &IdentityFiles,
     provider: &CryptoProvider,
     metrics: &Metrics,
 ) {

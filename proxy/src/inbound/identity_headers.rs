@@ -5,68 +5,76 @@
 //! In that order, so that nothing the caller sends can remove what usher
 //! sets.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::future::{ready, Either, Ready};
 use http::{Request, Response};
 
-use super::InboundConn;
 use crate::headers::XFCC;
 use crate::respond::{ProxyBody, ProxyError};
 use crate::sanitize::Sanitizer;
+use crate::target::ClientCertHeader;
 
-#[derive(Clone)]
-pub struct IdentityHeadersLayer {
-    conn: Arc<InboundConn>,
+/// For the connection `T`, whose certificate names the caller.
+pub struct IdentityHeadersLayer<T> {
+    target: Arc<T>,
     sanitizer: Arc<Sanitizer>,
 }
 
-impl IdentityHeadersLayer {
-    pub fn new(conn: Arc<InboundConn>, sanitizer: Arc<Sanitizer>) -> Self {
-        IdentityHeadersLayer { conn, sanitizer }
+impl<T> IdentityHeadersLayer<T> {
+    pub fn new(target: Arc<T>, sanitizer: Arc<Sanitizer>) -> Self {
+        IdentityHeadersLayer { target, sanitizer }
     }
 }
 
-impl<S> tower::Layer<S> for IdentityHeadersLayer {
-    type Service = IdentityHeaders<S>;
+impl<T, S> tower::Layer<S> for IdentityHeadersLayer<T> {
+    type Service = IdentityHeaders<T, S>;
 
-    fn layer(&self, inner: S) -> IdentityHeaders<S> {
+    fn layer(&self, inner: S) -> IdentityHeaders<T, S> {
         IdentityHeaders {
-            conn: self.conn.clone(),
+            target: self.target.clone(),
             sanitizer: self.sanitizer.clone(),
             inner,
         }
     }
 }
 
-#[derive(Clone)]
-pub struct IdentityHeaders<S> {
-    conn: Arc<InboundConn>,
+pub struct IdentityHeaders<T, S> {
+    target: Arc<T>,
     sanitizer: Arc<Sanitizer>,
     inner: S,
 }
 
-impl<S, B> tower::Service<Request<B>> for IdentityHeaders<S>
+impl<T, S: Clone> Clone for IdentityHeaders<T, S> {
+    fn clone(&self) -> Self {
+        IdentityHeaders {
+            target: self.target.clone(),
+            sanitizer: self.sanitizer.clone(),
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T, S, B> tower::Service<Request<B>> for IdentityHeaders<T, S>
 where
-    S: tower::Service<Request<B>, Response = Response<ProxyBody>, Error = Infallible>,
+    T: ClientCertHeader,
+    S: tower::Service<Request<B>, Response = Response<ProxyBody>, Error = ProxyError>,
 {
     type Response = Response<ProxyBody>;
-    type Error = Infallible;
-    type Future = Either<Ready<Result<Response<ProxyBody>, Infallible>>, S::Future>;
+    type Error = ProxyError;
+    type Future = Either<Ready<Result<Response<ProxyBody>, ProxyError>>, S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         if let Err(refusal) = self.sanitizer.apply(&mut req) {
-            tracing::debug!(direction = "inbound", peer = %self.conn.peer, %refusal, "request refused");
-            return Either::Left(ready(Ok(ProxyError::Refused(refusal).into_response())));
+            return Either::Left(ready(Err(ProxyError::Refused(refusal))));
         }
         req.headers_mut()
-            .insert(XFCC.clone(), self.conn.xfcc.clone());
+            .insert(XFCC.clone(), self.target.xfcc().clone());
         Either::Right(self.inner.call(req))
     }
 }

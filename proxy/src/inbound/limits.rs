@@ -2,7 +2,6 @@
 //! larger than `inbound.max_request_body` is refused (413) from its
 //! `Content-Length`, or cut off when a streamed body grows past it.
 
-use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 use futures_util::future::{ready, Either, Ready};
@@ -11,41 +10,56 @@ use http::{Request, Response};
 use crate::body::RequestBody;
 use crate::respond::{ProxyBody, ProxyError};
 
-#[derive(Clone)]
-pub struct BodyLimit<S> {
-    max: Option<u64>,
-    inner: S,
+/// Only in the stack when `inbound.max_request_body` is set.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimitLayer {
+    max: u64,
 }
 
-impl<S> BodyLimit<S> {
-    pub fn new(max: Option<u64>, inner: S) -> Self {
-        BodyLimit { max, inner }
+impl BodyLimitLayer {
+    pub fn new(max: u64) -> Self {
+        BodyLimitLayer { max }
     }
+}
+
+impl<S> tower::Layer<S> for BodyLimitLayer {
+    type Service = BodyLimit<S>;
+
+    fn layer(&self, inner: S) -> BodyLimit<S> {
+        BodyLimit {
+            max: self.max,
+            inner,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct BodyLimit<S> {
+    max: u64,
+    inner: S,
 }
 
 impl<S> tower::Service<Request<RequestBody>> for BodyLimit<S>
 where
-    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = Infallible>,
+    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = ProxyError>,
 {
     type Response = Response<ProxyBody>;
-    type Error = Infallible;
-    type Future = Either<Ready<Result<Response<ProxyBody>, Infallible>>, S::Future>;
+    type Error = ProxyError;
+    type Future = Either<Ready<Result<Response<ProxyBody>, ProxyError>>, S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
-        let Some(max) = self.max else {
-            return Either::Right(self.inner.call(req));
-        };
+        let max = self.max;
         let declared = req
             .headers()
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > max) {
-            return Either::Left(ready(Ok(ProxyError::BodyTooLarge { max }.into_response())));
+            return Either::Left(ready(Err(ProxyError::BodyTooLarge { max })));
         }
         Either::Right(self.inner.call(req.map(|b| b.limit(max))))
     }

@@ -3,127 +3,146 @@
 //! carries the request to the peer over mutual TLS.
 //!
 //! A request whose host has no route is answered here, naming the host;
-//! nothing is ever sent on in plain text.
+//! nothing is ever sent on in plain text. The request path is [`stack`]:
+//! route, observe (the CLIENT span, the same step as inbound's SERVER
+//! span), to the peer. Retries, timeouts or balancing would be layers
+//! between observe and [`ToPeer`].
 
 mod connect;
+mod route;
 mod routes;
+mod to_peer;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use http::uri::{Authority, Scheme};
 use http::{Request, Response};
-use hyper::body::Incoming;
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
 
 pub use connect::{PeerConnector, TlsConn};
+pub use route::{OutboundRequest, RouteLayer, RouteRequest};
 pub use routes::{Route, RouteTable};
+pub use to_peer::{ToPeer, ToPeerFuture};
 
 use crate::body::RequestBody;
-use crate::connect::{classify, Hop};
-use crate::forward::Upstream;
-use crate::headers;
-use crate::respond::{ProxyBody, ProxyError};
-use crate::sanitize::Sanitizer;
+use crate::observe::{ObserveLayer, ObserveTarget};
+use crate::respond::ProxyBody;
+use crate::serve::{serve_http, ResetGuard, StackService};
+use crate::target::{CancelGuard, TelemetryPeer};
 use crate::telemetry::metrics::UNKNOWN_PEER;
-use crate::telemetry::{ConnMetrics, Observation, ObservedBody, Peer, Telemetry};
+use crate::telemetry::{Direction, ObservedBody, Peer, Telemetry};
 
 /// Everything the outbound side shares between connections.
 pub struct Outbound {
-    routes: Arc<RouteTable>,
-    upstream: Upstream<PeerConnector>,
-    telemetry: Arc<Telemetry>,
-    unknown: Peer,
-    sanitizer: Sanitizer,
+    pub route: RouteLayer,
+    pub to_peer: ToPeer,
+    pub telemetry: Arc<Telemetry>,
+    /// The peer of a request no route was found for.
+    pub unknown: Peer,
 }
 
 impl Outbound {
-    pub fn new(
-        routes: Arc<RouteTable>,
-        upstream: Upstream<PeerConnector>,
-        telemetry: Arc<Telemetry>,
-        sanitizer: Sanitizer,
-    ) -> Arc<Self> {
+    pub fn new(route: RouteLayer, to_peer: ToPeer, telemetry: Arc<Telemetry>) -> Outbound {
         let unknown: Arc<str> = Arc::from(UNKNOWN_PEER);
-        Arc::new(Outbound {
-            routes,
-            upstream,
+        Outbound {
+            route,
+            to_peer,
             telemetry,
             unknown: Peer {
                 id: unknown.clone(),
                 label: unknown,
                 addr: None,
             },
-            sanitizer,
-        })
-    }
-
-    pub fn telemetry(&self) -> &Arc<Telemetry> {
-        &self.telemetry
-    }
-
-    /// Handles one request from the local app, observed as a CLIENT span.
-    pub async fn handle(
-        self: Arc<Self>,
-        mut req: Request<Incoming>,
-        client: SocketAddr,
-        conn: Arc<ConnMetrics>,
-    ) -> Result<Response<ObservedBody<ProxyBody>>, Infallible> {
-        // Hop-by-hop headers, upgrades and the host are settled first, so
-        // the route is chosen by the one host that goes on.
-        let route = match self.sanitizer.apply(&mut req) {
-            Ok(()) => self.route(&req),
-            Err(refusal) => Err(ProxyError::Refused(refusal)),
-        };
-        let peer = match &route {
-            Ok(route) => route.peer.clone(),
-            Err(_) => self.unknown.clone(),
-        };
-        let obs = Observation::start(&self.telemetry, &conn, &mut req, peer, false);
-        let result = match route {
-            Ok(route) => self.proxy(req, &route).await,
-            Err(e) => Err(e),
-        };
-        let resp = match result {
-            Ok(resp) => resp.map(ProxyBody::Left),
-            Err(err) => {
-                tracing::warn!(direction = "outbound", %client, error = %err, "request refused");
-                err.into_response()
-            }
-        };
-        Ok(obs.respond(resp))
-    }
-
-    fn route(&self, req: &Request<Incoming>) -> Result<Arc<Route>, ProxyError> {
-        let authority = headers::authority(req).ok_or(ProxyError::MissingHost)?;
-        let host = headers::host_of(authority);
-        match self.routes.get(host) {
-            Some(route) => Ok(route.clone()),
-            None => {
-                let mut host: String = host.chars().take(253).collect();
-                host.make_ascii_lowercase();
-                Err(ProxyError::NoRoute { host })
-            }
         }
     }
+}
 
-    async fn proxy(
-        &self,
-        mut req: Request<Incoming>,
-        route: &Route,
-    ) -> Result<Response<Incoming>, ProxyError> {
-        // The route's pre-parsed authority keys the connection pool, never
-        // the request's (`b:1001`, `b:1002`... all take route `b`: one pool,
-        // not a connection per spelling). An HTTP/1 request's Host (made
-        // the one host by the sanitiser) goes on as is; an HTTP/2 request's
-        // `:authority` becomes the route's host.
-        let authority: Authority = route.authority.clone();
-        // The app is inside the trust boundary, but identity headers are
-        // only ever set by the receiving sidecar.
-        headers::strip_spoofable(req.headers_mut());
-        self.upstream
-            .forward(req.map(RequestBody::new), Scheme::HTTPS, authority)
-            .await
-            .map_err(|e| classify(&e, Hop::Peer))
+/// One connection from the local app: the target of its stack.
+pub struct OutboundConn {
+    /// The app's address, for the log.
+    client: SocketAddr,
+    /// Until a route names the peer: `unknown`.
+    unknown: Peer,
+}
+
+impl OutboundConn {
+    /// `unknown`: the shared [`Outbound::unknown`] (two `Arc` clones).
+    pub fn new(client: SocketAddr, unknown: Peer) -> OutboundConn {
+        OutboundConn { client, unknown }
     }
+}
+
+impl TelemetryPeer for OutboundConn {
+    fn telemetry_peer(&self) -> &Peer {
+        &self.unknown
+    }
+}
+
+impl CancelGuard for OutboundConn {
+    fn reset_guard(&self) -> Option<&Arc<ResetGuard>> {
+        None
+    }
+}
+
+impl ObserveTarget for OutboundConn {
+    fn direction(&self) -> Direction {
+        Direction::Outbound
+    }
+
+    fn app_client(&self) -> Option<SocketAddr> {
+        Some(self.client)
+    }
+}
+
+/// The outbound request path for one connection from the app, outermost
+/// step first.
+pub fn stack(
+    conn: Arc<OutboundConn>,
+    outbound: &Outbound,
+) -> impl tower::Service<
+    Request<RequestBody>,
+    Response = Response<ObservedBody<ProxyBody>>,
+    Error = Infallible,
+    Future: Send,
+> + Send
+       + 'static {
+    ServiceBuilder::new()
+        // Sanitised, then routed by its one host (or refused: the error
+        // travels down with the request and comes back up as its answer).
+        .layer(outbound.route.clone())
+        // The CLIENT span (continuing the app's context, written into the
+        // request for the peer), metrics, the access log line; errors
+        // become responses here.
+        .layer(ObserveLayer::new(conn, outbound.telemetry.clone(), false))
+        .service(outbound.to_peer.clone())
+}
+
+/// What every connection accepted on the outbound listener shares.
+pub struct OutboundListener {
+    pub outbound: Outbound,
+    pub builder: Arc<auto::Builder<TokioExecutor>>,
+    pub shutdown: CancellationToken,
+    pub idle_timeout: Duration,
+}
+
+/// Serves one connection from the app until it ends.
+pub async fn serve_outbound(tcp: TcpStream, remote: SocketAddr, listener: Arc<OutboundListener>) {
+    let metrics = &listener.outbound.telemetry.metrics;
+    let _open = metrics.connection_opened(Direction::Outbound);
+    let conn = OutboundConn::new(remote, listener.outbound.unknown.clone());
+    let stack = stack(Arc::new(conn), &listener.outbound);
+    serve_http(
+        &listener.builder,
+        tcp,
+        StackService::new(stack),
+        &listener.shutdown,
+        Some(listener.idle_timeout),
+    )
+    .await;
 }

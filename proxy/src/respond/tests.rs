@@ -169,3 +169,88 @@ async fn text_builds_a_plain_text_response() {
     assert_eq!(resp.headers()[CONTENT_TYPE], "text/plain; charset=utf-8");
     assert_eq!(body_of(resp).await, "short and stout");
 }
+
+#[test]
+fn the_429_says_the_limit_and_when_to_retry() {
+    let resp = ProxyError::RateLimited(RateLimited {
+        limit: 5,
+        retry_after: std::time::Duration::from_millis(1500),
+        scope: "caller",
+        log_line: None,
+    })
+    .into_response();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let h = resp.headers();
+    assert_eq!(h["retry-after"], "2", "rounded up");
+    assert_eq!(h["ratelimit-limit"], "5");
+    assert_eq!(h["ratelimit-remaining"], "0");
+    assert_eq!(h["ratelimit-reset"], "2");
+    assert_eq!(
+        resp.extensions().get::<ErrorKind>().map(|k| k.0),
+        Some("rate_limited")
+    );
+}
+
+#[test]
+fn the_401_challenges_for_a_bearer_token() {
+    let missing = ProxyError::Unauthenticated(Unauthenticated {
+        reason: None,
+        issuer: None,
+    })
+    .into_response();
+    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        missing.headers()["www-authenticate"],
+        "Bearer realm=\"usher\""
+    );
+    let expired = ProxyError::Unauthenticated(Unauthenticated {
+        reason: Some(crate::authn::Reject::Expired),
+        issuer: None,
+    })
+    .into_response();
+    assert_eq!(
+        expired.headers()["www-authenticate"],
+        "Bearer realm=\"usher\", error=\"invalid_token\", error_description=\"token expired\""
+    );
+    assert_eq!(
+        expired.extensions().get::<ErrorKind>().map(|k| k.0),
+        Some("unauthenticated")
+    );
+}
+
+#[tokio::test]
+async fn a_policy_denial_is_the_policy_s_answer_not_an_error_type() {
+    let denied = ProxyError::PolicyDenied(PolicyDenied {
+        status: 451,
+        body: Some("{\"why\":\"law\"}".into()),
+        headers: vec![(CONTENT_TYPE, "application/json".parse().unwrap())],
+        response_headers_to_add: vec![("x-denied-by".parse().unwrap(), "p".parse().unwrap())],
+    })
+    .into_response();
+    assert_eq!(denied.status(), 451);
+    assert_eq!(denied.headers()[CONTENT_TYPE], "application/json");
+    assert_eq!(denied.headers()["x-denied-by"], "p");
+    assert!(denied.extensions().get::<ErrorKind>().is_none());
+    assert_eq!(
+        denied.extensions().get::<PolicyVerdict>(),
+        Some(&PolicyVerdict::Deny)
+    );
+    assert_eq!(
+        body_of(denied).await,
+        "{\"why\":\"law\"}",
+        "no newline added"
+    );
+}
+
+#[test]
+fn every_refusal_has_a_kind_and_transport_errors_keep_theirs() {
+    let unread = ProxyError::BodyUnreadable {
+        reason: REASON.into(),
+    }
+    .into_response();
+    assert_eq!(unread.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        unread.extensions().get::<ErrorKind>().map(|k| k.0),
+        Some("body_unreadable")
+    );
+}

@@ -164,6 +164,16 @@ impl Observation {
         }
     }
 
+    /// The other end's SPIFFE ID (or `unknown`), for log lines.
+    pub fn peer_id(&self) -> &str {
+        self.inner.as_ref().map_or("", |i| &i.peer.id)
+    }
+
+    /// The sidecar's metrics (what `respond` counts refusals in).
+    pub fn metrics(&self) -> Option<&super::Metrics> {
+        self.inner.as_ref().map(|i| &*i.telemetry.metrics)
+    }
+
     /// Reports a cancellation (the caller dropped the request before its
     /// response) to `guard`.
     pub fn on_cancel(&mut self, guard: Arc<crate::serve::ResetGuard>) {

@@ -2,14 +2,14 @@
 //! caller's SPIFFE ID, and optionally by caller and path prefix
 //! (governor's GCRA, lock-sharded keyed state, no global lock).
 //!
-//! Over the limit: 429 with `Retry-After` and the IETF `RateLimit-Limit`,
-//! `RateLimit-Remaining`, `RateLimit-Reset` headers, counted in
-//! `usher_rate_limited_total` and logged (at most one warn line a second,
-//! with the count, so a flood does not flood the log). Buckets of callers
+//! Over the limit: a [`RateLimited`] error, which `respond` answers with
+//! 429, `Retry-After` and the IETF `RateLimit-Limit`, `RateLimit-Remaining`,
+//! `RateLimit-Reset` headers, counts in `usher_rate_limited_total` and logs
+//! (at most one warn line a second, with the count, so a flood does not
+//! flood the log: the throttle is here, the line is written there). Buckets of callers
 //! that have been quiet long enough to refill are dropped every
 //! `evict_after`, so memory follows the active callers only.
 
-use std::convert::Infallible;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,19 +19,13 @@ use std::time::Duration;
 use futures_util::future::{ready, Either, Ready};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
-use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use tokio_util::sync::CancellationToken;
 
 use crate::body::RequestBody;
 use crate::config::{BucketConfig, RateLimitConfig};
-use crate::inbound::InboundConn;
-use crate::respond::{text, ProxyBody};
-use crate::telemetry::{ErrorKind, Metrics};
-
-static LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
-static REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
-static RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+use crate::respond::{ProxyBody, ProxyError, RateLimited};
+use crate::target::TelemetryPeer;
 
 struct Bucket {
     limiter: DefaultKeyedRateLimiter<Arc<str>>,
@@ -53,21 +47,13 @@ pub struct RateLimits {
     per_caller: Option<Bucket>,
     routes: Vec<(String, Bucket)>,
     clock: DefaultClock,
-    metrics: Arc<Metrics>,
     /// Rejections since the last warn line, and that line's second.
     unlogged: AtomicU64,
     last_log: AtomicU64,
 }
 
-/// Why a request was refused, and what to tell the caller.
-pub struct Limited {
-    pub limit: u32,
-    pub retry_after: Duration,
-    pub scope: &'static str,
-}
-
 impl RateLimits {
-    pub fn new(config: &RateLimitConfig, metrics: Arc<Metrics>) -> Arc<RateLimits> {
+    pub fn new(config: &RateLimitConfig) -> Arc<RateLimits> {
         let bucket = |b: &BucketConfig| Bucket::new(b.requests_per_second, b.burst);
         Arc::new(RateLimits {
             per_caller: config.per_caller.as_ref().map(bucket),
@@ -82,7 +68,6 @@ impl RateLimits {
                 })
                 .collect(),
             clock: DefaultClock::default(),
-            metrics,
             unlogged: AtomicU64::new(0),
             last_log: AtomicU64::new(0),
         })
@@ -90,13 +75,14 @@ impl RateLimits {
 
     /// Takes one token from the caller's bucket(s); the route bucket is
     /// the first whose prefix matches the path.
-    pub fn check(&self, caller: &Arc<str>, path: &str) -> Result<(), Limited> {
+    pub fn check(&self, caller: &Arc<str>, path: &str) -> Result<(), RateLimited> {
         if let Some(b) = &self.per_caller {
             if let Err(not_until) = b.limiter.check_key(caller) {
-                return Err(Limited {
+                return Err(RateLimited {
                     limit: b.burst,
                     retry_after: not_until.wait_time_from(self.clock.now()),
                     scope: "caller",
+                    log_line: None,
                 });
             }
         }
@@ -106,10 +92,11 @@ impl RateLimits {
             .find(|(p, _)| path.starts_with(p.as_str()))
         {
             if let Err(not_until) = b.limiter.check_key(caller) {
-                return Err(Limited {
+                return Err(RateLimited {
                     limit: b.burst,
                     retry_after: not_until.wait_time_from(self.clock.now()),
                     scope: "route",
+                    log_line: None,
                 });
             }
         }
@@ -145,8 +132,9 @@ impl RateLimits {
             .sum()
     }
 
-    fn log(&self, peer: &str, limited: &Limited) {
-        self.metrics.rate_limited(limited.scope);
+    /// Counts a refusal; when a warn line is due (at most one a second),
+    /// returns how many were refused since the last one.
+    fn throttle_log(&self) -> Option<u64> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -159,71 +147,73 @@ impl RateLimits {
                 .is_ok()
         {
             self.unlogged.store(0, Ordering::Relaxed);
-            tracing::warn!(
-                target: "usher::ratelimit",
-                peer,
-                scope = limited.scope,
-                limit = limited.limit,
-                refused_since_last_line = n,
-                "request refused: rate limit"
-            );
+            return Some(n);
         }
+        None
     }
 }
 
-/// 429 with the headers that say what the limit is and when to retry.
-pub fn too_many(limited: &Limited) -> Response<ProxyBody> {
-    let secs = limited.retry_after.as_secs() + u64::from(limited.retry_after.subsec_nanos() > 0);
-    let secs = secs.max(1);
-    let mut resp = text(
-        StatusCode::TOO_MANY_REQUESTS,
-        "usher: rate limit exceeded; retry later\n",
-    );
-    let h = resp.headers_mut();
-    h.insert(RETRY_AFTER, HeaderValue::from(secs));
-    h.insert(LIMIT.clone(), HeaderValue::from(limited.limit));
-    h.insert(REMAINING.clone(), HeaderValue::from_static("0"));
-    h.insert(RESET.clone(), HeaderValue::from(secs));
-    resp.extensions_mut().insert(ErrorKind("rate_limited"));
-    resp
+/// The rate-limit step of the inbound stack, for the connection `T`
+/// (buckets are keyed by the caller's ID).
+pub struct RateLimitLayer<T> {
+    target: Arc<T>,
+    limits: Arc<RateLimits>,
 }
 
-/// The rate-limit step of the inbound stack.
-#[derive(Clone)]
-pub struct RateLimit<S> {
-    conn: Arc<InboundConn>,
-    shared: Arc<RateLimits>,
-    inner: S,
+impl<T> RateLimitLayer<T> {
+    pub fn new(target: Arc<T>, limits: Arc<RateLimits>) -> Self {
+        RateLimitLayer { target, limits }
+    }
 }
 
-impl<S> RateLimit<S> {
-    pub fn new(conn: Arc<InboundConn>, shared: Arc<RateLimits>, inner: S) -> Self {
+impl<T, S> tower::Layer<S> for RateLimitLayer<T> {
+    type Service = RateLimit<T, S>;
+
+    fn layer(&self, inner: S) -> RateLimit<T, S> {
         RateLimit {
-            conn,
-            shared,
+            target: self.target.clone(),
+            limits: self.limits.clone(),
             inner,
         }
     }
 }
 
-impl<S> tower::Service<Request<RequestBody>> for RateLimit<S>
+pub struct RateLimit<T, S> {
+    target: Arc<T>,
+    limits: Arc<RateLimits>,
+    inner: S,
+}
+
+impl<T, S: Clone> Clone for RateLimit<T, S> {
+    fn clone(&self) -> Self {
+        RateLimit {
+            target: self.target.clone(),
+            limits: self.limits.clone(),
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T, S> tower::Service<Request<RequestBody>> for RateLimit<T, S>
 where
-    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = Infallible>,
+    T: TelemetryPeer,
+    S: tower::Service<Request<RequestBody>, Response = Response<ProxyBody>, Error = ProxyError>,
 {
     type Response = Response<ProxyBody>;
-    type Error = Infallible;
-    type Future = Either<Ready<Result<Response<ProxyBody>, Infallible>>, S::Future>;
+    type Error = ProxyError;
+    type Future = Either<Ready<Result<Response<ProxyBody>, ProxyError>>, S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
-        match self.shared.check(&self.conn.peer_info.id, req.uri().path()) {
+        let caller = &self.target.telemetry_peer().id;
+        match self.limits.check(caller, req.uri().path()) {
             Ok(()) => Either::Right(self.inner.call(req)),
-            Err(limited) => {
-                self.shared.log(&self.conn.peer_info.id, &limited);
-                Either::Left(ready(Ok(too_many(&limited))))
+            Err(mut limited) => {
+                limited.log_line = self.limits.throttle_log();
+                Either::Left(ready(Err(ProxyError::RateLimited(limited))))
             }
         }
     }

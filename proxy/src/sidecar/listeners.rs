@@ -1,0 +1,45 @@
+//! The three listeners, bound before anything is served: a port that is
+//! taken stops the start, naming its key.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+use super::{BoundAddrs, StartError};
+use crate::config::Config;
+
+pub(super) struct Listeners {
+    pub inbound: TcpListener,
+    pub outbound: TcpListener,
+    pub admin: TcpListener,
+    pub addrs: BoundAddrs,
+}
+
+impl Listeners {
+    pub async fn bind(config: &Config) -> Result<Listeners, StartError> {
+        let (inbound, inbound_addr) = bind("inbound.listen", config.inbound.listen).await?;
+        let (outbound, outbound_addr) = bind("outbound.listen", config.outbound.listen).await?;
+        let (admin, admin_addr) = bind("admin.listen", config.admin.listen).await?;
+        Ok(Listeners {
+            inbound,
+            outbound,
+            admin,
+            addrs: BoundAddrs {
+                inbound: inbound_addr,
+                outbound: outbound_addr,
+                admin: admin_addr,
+            },
+        })
+    }
+}
+
+/// Binds `addr` and reads back the address it got (port 0: the OS picks).
+async fn bind(
+    key: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), StartError> {
+    let err = |source| StartError::Bind { key, addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(err)?;
+    let local = listener.local_addr().map_err(err)?;
+    Ok((listener, local))
+}

@@ -1,0 +1,75 @@
+//! The outbound side's builder: plain HTTP from the app → route → mTLS to
+//! the peer, from `outbound:`.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use super::Http;
+use crate::config::Config;
+use crate::forward::Upstream;
+use crate::identity::Alpn;
+use crate::outbound::{
+    serve_outbound, Outbound, OutboundListener, PeerConnector, RouteLayer, RouteTable, ToPeer,
+};
+use crate::sanitize::Sanitizer;
+use crate::serve::{accept_loop, ConnectionLimit, Lifecycle};
+use crate::telemetry::{Direction, Telemetry};
+
+pub(super) struct OutboundBuilder<'a> {
+    pub config: &'a Config,
+    pub routes: Arc<RouteTable>,
+    pub telemetry: &'a Arc<Telemetry>,
+    pub http: &'a Http,
+    pub life: &'a Lifecycle,
+}
+
+impl OutboundBuilder<'_> {
+    pub fn spawn(self, listener: TcpListener) {
+        let listen = Arc::new(OutboundListener {
+            outbound: self.shared(),
+            builder: self.http.builder.clone(),
+            shutdown: self.life.shutdown.clone(),
+            idle_timeout: self.http.limits.idle_timeout,
+        });
+        let refused = self.telemetry.metrics.clone();
+        tokio::spawn(accept_loop(
+            listener,
+            "outbound",
+            self.life.clone(),
+            ConnectionLimit::new(
+                self.http.limits.max_connections,
+                Arc::new(move || refused.connection_refused(Direction::Outbound)),
+            ),
+            move |tcp, remote| serve_outbound(tcp, remote, listen.clone()),
+        ));
+    }
+
+    /// What every outbound connection's stack is built from.
+    fn shared(&self) -> Outbound {
+        let outbound = &self.config.outbound;
+        let metrics = &self.telemetry.metrics;
+        let timeout = outbound.connect_timeout;
+        // The app may ask for the configured upgrades; it can never set
+        // x-forwarded-client-cert (only the receiving sidecar does).
+        let sanitizer = Sanitizer::new(
+            outbound.upgrades.clone(),
+            None,
+            vec![crate::headers::XFCC.clone()],
+            Vec::new(),
+        );
+        let connector =
+            |alpn| PeerConnector::new(self.routes.clone(), alpn, timeout, metrics.clone());
+        Outbound::new(
+            RouteLayer::new(self.routes.clone(), Arc::new(sanitizer)),
+            ToPeer::new(Upstream::new(
+                connector(Alpn::Http1),
+                connector(Alpn::H2),
+                self.life.tasks.clone(),
+                metrics.clone(),
+                Direction::Outbound,
+            )),
+            self.telemetry.clone(),
+        )
+    }
+}
