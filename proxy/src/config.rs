@@ -56,6 +56,11 @@ pub struct Config {
     /// them at start, `usher check` prints them.
     #[serde(skip)]
     pub warnings: Vec<ConfigWarning>,
+    /// The app's probes usher makes for the kubelet, from the environment
+    /// (`USHER_APP_PROBES`, written by `usher inject`), read by
+    /// [`Config::load`].
+    #[serde(skip)]
+    pub app_probes: crate::admin::app_probe::AppProbes,
 }
 
 mod guard;
@@ -341,7 +346,14 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| whole(format!("cannot read the config file: {e}")))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&text, path, base)
+        let mut config = Config::parse(&text, path, base)?;
+        config.app_probes =
+            crate::admin::app_probe::AppProbes::from_env().map_err(|message| ConfigError {
+                file: path.to_path_buf(),
+                key: format!("(environment) {}", crate::admin::app_probe::ENV),
+                message,
+            })?;
+        Ok(config)
     }
 
     /// Parses `text` as if it were the file `file`, resolving relative paths

@@ -143,6 +143,8 @@ impl Sidecar {
             policy.clone(),
             metrics.clone(),
         );
+        // A fresh state: the cell is empty, so this cannot fail.
+        let _ = state.app_probes.set(config.app_probes.clone());
         AdminBuilder {
             state: state.clone(),
             http: &http,

@@ -518,3 +518,57 @@ fn a_moved_config_key_is_logged_once_at_start() {
     let message = warnings[0]["message"].as_str().unwrap();
     assert!(message.contains("server.idle_timeout"), "{message}");
 }
+
+/// `usher inject` hands the app's probes to usher in USHER_APP_PROBES; the
+/// admin listener makes them on loopback: the app's status for a recorded
+/// probe, 404 for anything else, and a start refused when the variable is
+/// not what inject writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_apps_probes_are_made_through_the_admin_listener() {
+    let app = Backend::start().await;
+    let pki = Pki::new();
+    let certs = pki.issue("b-certs", &id("b"));
+    let config = write_config(&pki.dir.path().join("b"), &certs, app.addr, &[], "");
+    let probes = format!(
+        r#"{{"app/readinessProbe": {{"port": {p}, "path": "/headers"}}, "app/startupProbe": {{"port": {p}, "path": "/missing"}}}}"#,
+        p = app.addr.port()
+    );
+    let b = UsherProcess::start_with_env(&config, &[("USHER_APP_PROBES", &probes)]);
+    let (status, body) = get1(b.admin, "admin", "/app-probe/app/readinessProbe").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, "app probe: 200\n");
+    // The app's own answer comes back, whatever it is.
+    let (status, body) = get1(b.admin, "admin", "/app-probe/app/startupProbe").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::NOT_FOUND, "app probe: 404\n")
+    );
+    for unknown in [
+        "/app-probe/app/livenessProbe",
+        "/app-probe/../admin",
+        "/app-probe/",
+    ] {
+        assert_eq!(
+            get1(b.admin, "admin", unknown).await.0,
+            StatusCode::NOT_FOUND,
+            "{unknown}"
+        );
+    }
+    drop(b);
+
+    let out = support::process::usher()
+        .args(["run", "--config"])
+        .arg(&config)
+        .env(
+            "USHER_APP_PROBES",
+            r#"{"app/x": {"port": 8080, "path": "http://elsewhere/"}}"#,
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("USHER_APP_PROBES") && stderr.contains("absolute path"),
+        "{stderr}"
+    );
+}

@@ -27,9 +27,15 @@ impl UsherProcess {
     /// Starts `usher run --config FILE` and waits (10 s at most) for its
     /// "usher ready" log line, which names the bound addresses.
     pub fn start(config: &Path) -> UsherProcess {
+        UsherProcess::start_with_env(config, &[])
+    }
+
+    /// [`UsherProcess::start`] with environment variables set.
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> UsherProcess {
         let mut child = usher()
             .args(["run", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
