@@ -137,6 +137,22 @@ pub fn make_key_and_csr(spiffe_id: &SpiffeId) -> Result<(String, String), CaErro
 
 /// Parses and checks a PEM CSR; see the module docs for the rules.
 pub fn check_csr(csr_pem: &str) -> Result<CheckedCsr, CsrError> {
+    let (spiffe_id, public_key_der) = check_csr_parts(csr_pem, true)?;
+    Ok(CheckedCsr {
+        spiffe_id: spiffe_id.ok_or(CsrError::NoSpiffeId)?,
+        public_key_der,
+    })
+}
+
+/// The checks of [`check_csr`]; without `id_required`, a CSR may also carry
+/// no SAN at all (the CA then puts the SPIFFE ID it derives from the
+/// caller's credential, a Kubernetes service account token), every other
+/// rule still applying. Returns the requested SPIFFE ID, if any, and the
+/// public key (DER SubjectPublicKeyInfo).
+pub(crate) fn check_csr_parts(
+    csr_pem: &str,
+    id_required: bool,
+) -> Result<(Option<SpiffeId>, Vec<u8>), CsrError> {
     if csr_pem.len() > MAX_CSR_PEM {
         return Err(CsrError::NotParseable {
             reason: format!("larger than {MAX_CSR_PEM} bytes"),
@@ -177,13 +193,12 @@ pub fn check_csr(csr_pem: &str) -> Result<CheckedCsr, CsrError> {
             check_extension(ext.parsed_extension(), &mut uris, &mut extras)?;
         }
     }
-    match uris.as_slice() {
-        [] => return Err(CsrError::NoSpiffeId),
-        [_] => {}
-        [_, more @ ..] => {
-            for u in more {
-                extras.push(format!("a second URI {u:?}"));
-            }
+    if id_required && uris.is_empty() {
+        return Err(CsrError::NoSpiffeId);
+    }
+    if let [_, more @ ..] = uris.as_slice() {
+        for u in more {
+            extras.push(format!("a second URI {u:?}"));
         }
     }
     if !extras.is_empty() {
@@ -191,15 +206,18 @@ pub fn check_csr(csr_pem: &str) -> Result<CheckedCsr, CsrError> {
             found: extras.join(", "),
         });
     }
-    let uri = uris.first().copied().ok_or(CsrError::NoSpiffeId)?;
-    let spiffe_id = SpiffeId::parse_workload(uri).map_err(|error| CsrError::InvalidSpiffeId {
-        uri: uri.to_owned(),
-        error,
-    })?;
-    Ok(CheckedCsr {
-        spiffe_id,
-        public_key_der: spki_der,
-    })
+    let spiffe_id = match uris.first() {
+        None => None,
+        Some(uri) => {
+            Some(
+                SpiffeId::parse_workload(uri).map_err(|error| CsrError::InvalidSpiffeId {
+                    uri: (*uri).to_owned(),
+                    error,
+                })?,
+            )
+        }
+    };
+    Ok((spiffe_id, spki_der))
 }
 
 fn check_extension<'a>(

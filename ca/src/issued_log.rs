@@ -33,16 +33,21 @@ pub enum IssuedHow {
     Token,
     /// Renewal, authorised by the workload's current certificate.
     Renewal,
+    /// First enrolment, authorised by a Kubernetes service account token.
+    #[serde(rename = "service-account")]
+    ServiceAccount,
     /// The CA server's own TLS certificate.
     Server,
 }
 
 impl IssuedHow {
-    /// The name used in the log: `token`, `renewal` or `server`.
+    /// The name used in the log: `token`, `renewal`, `service-account` or
+    /// `server`.
     pub fn as_str(self) -> &'static str {
         match self {
             IssuedHow::Token => "token",
             IssuedHow::Renewal => "renewal",
+            IssuedHow::ServiceAccount => "service-account",
             IssuedHow::Server => "server",
         }
     }

@@ -10,7 +10,8 @@
 //! * Issuing: [`Ca::issue`] makes a key and an X.509-SVID (`usher ca issue`),
 //!   [`write_issued`] stores them; [`make_key_and_csr`], [`check_csr`] and
 //!   [`Ca::sign_csr`] do the same with the key made by the workload.
-//! * Enrolment: bootstrap tokens ([`mint_token`], [`TokenStore`]), the
+//! * Enrolment: bootstrap tokens ([`mint_token`], [`TokenStore`]) or
+//!   Kubernetes service account tokens ([`k8s`]), the
 //!   issued-certificate log ([`IssuedLog`]), the HTTPS CA server
 //!   ([`CaServer`], `usher ca serve`) and its client ([`CaClient`]).
 
@@ -21,6 +22,7 @@ mod error;
 mod files;
 pub mod issue;
 pub mod issued_log;
+pub mod k8s;
 pub mod server;
 pub mod spiffe;
 pub mod store;
@@ -35,14 +37,15 @@ pub use csr::{check_csr, make_key_and_csr, CheckedCsr, CsrError};
 pub use error::CaError;
 pub use issue::{Ca, IssueRequest, IssuedCert, SignedLeaf, CLOCK_SKEW_SLACK, DEFAULT_TTL, MAX_TTL};
 pub use issued_log::{read_issued_log, IssuedEntry, IssuedHow, IssuedLog, ISSUED_LOG_FILE};
+pub use k8s::{JwksSource, K8sAuthConfig};
 pub use server::{CaServer, CaServerConfig, CaServerError};
 pub use spiffe::{spiffe_id_from_cert_der, CertIdentityError, SpiffeId, SpiffeIdError};
 pub use store::{
-    import_ca, init_ca, init_intermediate, load_ca, trust_domain_of, write_issued, BUNDLE_FILE,
-    CA_BUNDLE_FILE, CA_CERT_FILE, CA_CHAIN_FILE, CA_KEY_FILE, LEAF_CERT_FILE, LEAF_KEY_FILE,
-    TRUST_DOMAIN_FILE,
+    import_ca, init_ca, init_intermediate, load_ca, load_ca_with, trust_domain_of, write_issued,
+    BUNDLE_FILE, CA_BUNDLE_FILE, CA_CERT_FILE, CA_CHAIN_FILE, CA_KEY_FILE, LEAF_CERT_FILE,
+    LEAF_KEY_FILE, TRUST_DOMAIN_FILE,
 };
 pub use token::{
-    mint_token, mint_token_at, IdPattern, IdPatternError, TokenError, TokenSpec, TokenStore,
-    TOKENS_FILE, TOKEN_PREFIX,
+    mint_token, mint_token_at, mint_token_in, IdPattern, IdPatternError, TokenError, TokenSpec,
+    TokenStore, TOKENS_FILE, TOKEN_PREFIX,
 };

@@ -2,7 +2,9 @@
 //! only, ALPN http/1.1) and a small JSON API over hyper:
 //!
 //! * `POST /v1/enrol` `{"token", "csr"}`: a bootstrap token covering the
-//!   CSR's SPIFFE ID buys a certificate;
+//!   CSR's SPIFFE ID buys a certificate; so does, when configured, a
+//!   Kubernetes projected service account token for the SPIFFE ID it names
+//!   (see [`crate::k8s`]);
 //! * `POST /v1/renew` `{"csr"}`: a client certificate for the same SPIFFE ID
 //!   (verified by rustls against the trust bundle) buys a fresh one;
 //! * `GET /v1/bundle`: the trusted roots, re-read from `bundle.pem`.
@@ -23,6 +25,11 @@
 //! Failed enrolments are limited per client address, and their log lines
 //! aggregated (see [`limit`]). Refusals and refused handshakes are audit
 //! records (target `usher::audit`).
+//!
+//! What the server writes (`issued.jsonl`, and the spent single-use tokens
+//! in `tokens.jsonl`) goes to the state directory, the CA directory unless
+//! configured otherwise, so that the CA directory may be read-only (a
+//! Kubernetes Secret).
 
 mod api;
 mod limit;
@@ -46,6 +53,7 @@ use crate::csr::CheckedCsr;
 use crate::error::CaError;
 use crate::issue::{Ca, SignedLeaf, DEFAULT_TTL, MAX_TTL};
 use crate::issued_log::{IssuedHow, IssuedLog};
+use crate::k8s::{K8sAuthConfig, K8sVerifier};
 use crate::spiffe::{spiffe_id_from_cert_der, SpiffeId};
 use crate::token::TokenStore;
 
@@ -73,6 +81,16 @@ pub struct CaServerConfig {
     pub enrol_failure_limit: u32,
     /// See `enrol_failure_limit`.
     pub enrol_failure_window: Duration,
+    /// Where the server writes `issued.jsonl` and reads (and marks spent)
+    /// bootstrap tokens (`tokens.jsonl`); `None`: the CA directory. Created
+    /// (0700) if missing.
+    pub state_dir: Option<PathBuf>,
+    /// Accept a CA key file its group may read (mode 0440 or 0640, as a
+    /// Kubernetes Secret volume with `fsGroup` makes it); never one others
+    /// may read or anyone but its owner may write.
+    pub allow_group_readable_key: bool,
+    /// Also enrol with Kubernetes service account tokens.
+    pub k8s: Option<K8sAuthConfig>,
 }
 
 impl CaServerConfig {
@@ -86,6 +104,9 @@ impl CaServerConfig {
             dns_names: Vec::new(),
             enrol_failure_limit: DEFAULT_ENROL_FAILURE_LIMIT,
             enrol_failure_window: DEFAULT_ENROL_FAILURE_WINDOW,
+            state_dir: None,
+            allow_group_readable_key: false,
+            k8s: None,
         }
     }
 }
@@ -123,6 +144,14 @@ pub enum CaServerError {
         error: io::Error,
     },
 
+    /// Service account token verification cannot be set up (a bad option,
+    /// or the issuer's keys cannot be loaded).
+    #[error("cannot verify Kubernetes service account tokens: {reason}")]
+    K8s {
+        /// What went wrong.
+        reason: String,
+    },
+
     /// The TLS configuration cannot be built (for instance, the trust bundle
     /// holds a certificate rustls refuses).
     #[error("cannot set up TLS for the CA server: {reason}")]
@@ -153,6 +182,8 @@ pub(crate) struct State {
     pub(crate) cert_ttl: Duration,
     /// Failed enrolments per client address.
     pub(crate) enrol_limits: limit::EnrolLimits,
+    /// Service account token verification, when configured.
+    pub(crate) k8s: Option<K8sVerifier>,
 }
 
 impl State {
@@ -219,11 +250,24 @@ impl CaServer {
                 window: cfg.enrol_failure_window,
             });
         }
-        let ca = crate::store::load_ca(&cfg.ca_dir)?;
-        let tokens = TokenStore::open(&cfg.ca_dir)?;
-        let log = IssuedLog::open(&cfg.ca_dir)?;
+        let ca = crate::store::load_ca_with(&cfg.ca_dir, cfg.allow_group_readable_key)?;
+        let state_dir = cfg.state_dir.as_deref().unwrap_or(&cfg.ca_dir);
+        if cfg.state_dir.is_some() {
+            crate::files::create_dir(state_dir)?;
+        }
+        let tokens = TokenStore::open(state_dir)?;
+        let log = IssuedLog::open(state_dir)?;
+        let k8s = match cfg.k8s.clone() {
+            Some(k8s) => Some(
+                K8sVerifier::start(k8s, ca.trust_domain())
+                    .await
+                    .map_err(|reason| CaServerError::K8s { reason })?,
+            ),
+            None => None,
+        };
         let state = Arc::new(State {
             ca,
+            k8s,
             tokens,
             log: tokio::sync::Mutex::new(log),
             cert_ttl: cfg.cert_ttl,

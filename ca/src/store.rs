@@ -67,6 +67,8 @@ const INTERMEDIATE_VALIDITY: Duration = Duration::from_secs(1096 * 24 * 60 * 60)
 
 /// Key file permission bits that must be clear: any access by group or others.
 const KEY_FORBIDDEN_MODE_BITS: u32 = 0o077;
+/// The same, when the group may read the key (a Kubernetes Secret volume).
+const KEY_FORBIDDEN_MODE_BITS_GROUP_READ: u32 = 0o037;
 
 /// Creates a new root CA for `trust_domain` in `dir` (created, mode 0700, if
 /// missing): `ca.pem` (0644) and `ca-key.pem` (0600). Refuses to replace
@@ -265,6 +267,14 @@ pub fn import_ca(
 /// must not be accessible by group or others. Without `bundle.pem`, the CA
 /// must be a root, and is its own bundle.
 pub fn load_ca(dir: &Path) -> Result<Ca, CaError> {
+    load_ca_with(dir, false)
+}
+
+/// [`load_ca`]; with `allow_group_read`, the key file may also be readable
+/// (only readable) by its group, as Kubernetes makes the files of a Secret
+/// volume for a pod with `fsGroup` (root-owned, mode 0440): the only way a
+/// non-root CA can read its key from a Secret.
+pub fn load_ca_with(dir: &Path, allow_group_read: bool) -> Result<Ca, CaError> {
     let cert_path = dir.join(CA_CERT_FILE);
     let key_path = dir.join(CA_KEY_FILE);
     let td_path = dir.join(TRUST_DOMAIN_FILE);
@@ -277,7 +287,11 @@ pub fn load_ca(dir: &Path) -> Result<Ca, CaError> {
         error,
     })?;
     let mode = meta.permissions().mode() & 0o7777;
-    if mode & KEY_FORBIDDEN_MODE_BITS != 0 {
+    let forbidden = match allow_group_read {
+        true => KEY_FORBIDDEN_MODE_BITS_GROUP_READ,
+        false => KEY_FORBIDDEN_MODE_BITS,
+    };
+    if mode & forbidden != 0 {
         return Err(CaError::KeyPermissions {
             path: key_path,
             mode,

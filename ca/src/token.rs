@@ -198,6 +198,17 @@ pub fn mint_token(ca_dir: &Path, spec: &TokenSpec) -> Result<String, CaError> {
 /// A `now` in the past makes a token that is already expired, for tests of
 /// whatever consumes tokens.
 pub fn mint_token_at(ca_dir: &Path, spec: &TokenSpec, now: SystemTime) -> Result<String, CaError> {
+    mint_token_in(ca_dir, ca_dir, spec, now)
+}
+
+/// [`mint_token_at`], recording the token in `state_dir/tokens.jsonl` (the
+/// state directory of a server run with one) instead of the CA directory's.
+pub fn mint_token_in(
+    ca_dir: &Path,
+    state_dir: &Path,
+    spec: &TokenSpec,
+    now: SystemTime,
+) -> Result<String, CaError> {
     if spec.ttl.is_zero() || spec.ttl > MAX_TTL {
         return Err(CaError::InvalidTokenTtl { ttl: spec.ttl });
     }
@@ -222,11 +233,11 @@ pub fn mint_token_at(ca_dir: &Path, spec: &TokenSpec, now: SystemTime) -> Result
         single_use: spec.single_use,
     };
     let line = serde_json::to_string(&record).map_err(|e| CaError::CorruptLog {
-        path: ca_dir.join(TOKENS_FILE),
+        path: state_dir.join(TOKENS_FILE),
         line: 0,
         reason: format!("cannot encode a token record: {e}"),
     })?;
-    append_jsonl(&ca_dir.join(TOKENS_FILE), &line)?;
+    append_jsonl(&state_dir.join(TOKENS_FILE), &line)?;
     Ok(token)
 }
 

@@ -755,6 +755,121 @@ fn ca_serve_runs_until_sigterm() {
     assert_eq!(exit.code(), Some(0));
 }
 
+#[test]
+fn ca_serve_takes_service_account_tokens_and_a_state_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = init_ca(tmp.path());
+    let serve = |extra: &[&str]| {
+        let mut args = vec![
+            "ca",
+            "serve",
+            "--ca-dir",
+            path_str(&ca),
+            "--listen",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    // The k8s options that only mean something with an issuer or keys.
+    for orphan in [
+        &["--k8s-audience", "mesh"][..],
+        &["--k8s-ca-file", "ca.crt"][..],
+        &["--k8s-api-token-file", "token"][..],
+    ] {
+        let out = serve(orphan);
+        assert_eq!(out.status.code(), Some(2), "{orphan:?}");
+        assert!(
+            stderr(&out).contains("--k8s-issuer or --k8s-jwks"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // Keys over plain HTTP are refused on the command line.
+    let out = serve(&["--k8s-jwks", "http://kubernetes.default.svc/openid/v1/jwks"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("https"), "{}", stderr(&out));
+    // Keys that cannot be read: the CA does not start.
+    let missing = tmp.path().join("missing.json");
+    let out = serve(&["--k8s-jwks", path_str(&missing)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot read --k8s-jwks"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A JWKS file and a state directory: it starts, and says so.
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap();
+    let mut jwk =
+        jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::ES256).unwrap();
+    jwk.common.key_id = Some("k1".to_owned());
+    let jwks = tmp.path().join("jwks.json");
+    std::fs::write(&jwks, serde_json::json!({ "keys": [jwk] }).to_string()).unwrap();
+    let state = tmp.path().join("state");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_usher"))
+        .args([
+            "ca",
+            "serve",
+            "--ca-dir",
+            path_str(&ca),
+            "--state-dir",
+            path_str(&state),
+            "--listen",
+            "127.0.0.1:0",
+            "--k8s-issuer",
+            "https://kubernetes.default.svc.cluster.local",
+            "--k8s-jwks",
+            path_str(&jwks),
+            "--k8s-audience",
+            "mesh-ca",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let mut loaded = None;
+    let mut ready = None;
+    for line in lines.by_ref().map_while(Result::ok) {
+        if line.contains("service account issuer keys loaded") {
+            loaded = Some(line);
+        } else if line.contains("usher CA ready") {
+            ready = Some(line);
+            break;
+        }
+    }
+    let loaded: serde_json::Value = serde_json::from_str(&loaded.expect("keys loaded")).unwrap();
+    assert_eq!(loaded["kids"], "k1", "{loaded}");
+    let ready: serde_json::Value = serde_json::from_str(&ready.expect("ready")).unwrap();
+    assert_eq!(ready["k8s_audience"], "mesh-ca", "{ready}");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    // What the server wrote went to the state directory.
+    assert!(state.join("issued.jsonl").exists());
+    assert!(!ca.join("issued.jsonl").exists());
+
+    // `ca token --state-dir` records the token where that server reads it.
+    let out = run(&[
+        "ca",
+        "token",
+        "--ca-dir",
+        path_str(&ca),
+        "--state-dir",
+        path_str(&state),
+        "--spiffe-id",
+        &format!("spiffe://{TD}/ns/shop/*"),
+    ]);
+    assert_success(&out);
+    assert!(state.join("tokens.jsonl").exists());
+    assert!(!ca.join("tokens.jsonl").exists());
+}
+
 /// A CA and an issued `orders` identity in `dir` (ca/, certs/).
 fn issue_orders(dir: &Path) {
     let ca = dir.join("ca");

@@ -408,3 +408,86 @@ async fn free_port() -> SocketAddr {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap()
 }
+
+/// A Kubernetes-shaped projected service account token for
+/// `system:serviceaccount:test:<sa>`, signed by `key` (kid "k1"), valid
+/// from `iat` for ten minutes.
+fn projected_token(key: &jsonwebtoken::EncodingKey, sa: &str, iat: u64) -> String {
+    let claims = serde_json::json!({
+        "aud": ["usher-ca"],
+        "exp": iat + 600,
+        "iat": iat,
+        "nbf": iat,
+        "iss": "https://kubernetes.default.svc.cluster.local",
+        "kubernetes.io": {
+            "namespace": "test",
+            "pod": {"name": format!("{sa}-0"), "uid": "6f1c0a52-1d2e-4b7f-9a3c-5e8d7f6a4b21"},
+            "serviceaccount": {"name": sa, "uid": "0c9b8a7d-6e5f-4a3b-2c1d-0e9f8a7b6c5d"}
+        },
+        "sub": format!("system:serviceaccount:test:{sa}")
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.typ = None;
+    header.kid = Some("k1".to_owned());
+    jsonwebtoken::encode(&header, &claims, key).unwrap()
+}
+
+#[tokio::test]
+async fn a_sidecar_enrols_with_a_projected_token_read_afresh_at_each_attempt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = Backend::start().await;
+    // The "cluster": an RSA signing key and its JWKS.
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(pair.serialize_pem().as_bytes()).unwrap();
+    let mut jwk =
+        jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::RS256).unwrap();
+    jwk.common.key_id = Some("k1".to_owned());
+    let jwks = tmp.path().join("jwks.json");
+    std::fs::write(&jwks, serde_json::json!({ "keys": [jwk] }).to_string()).unwrap();
+
+    let ca_dir = tmp.path().join("ca");
+    usher_ca::init_ca(&ca_dir, TD, false).unwrap();
+    let mut config = CaServerConfig::new(ca_dir.clone(), "127.0.0.1:0".parse().unwrap());
+    config.cert_ttl = Duration::from_secs(60);
+    config.k8s = Some(usher_ca::K8sAuthConfig::new(
+        Some("https://kubernetes.default.svc.cluster.local".to_owned()),
+        Some(usher_ca::JwksSource::File(jwks)),
+    ));
+    let server = CaServer::start(config).await.unwrap();
+    let ca = Ca {
+        dir: ca_dir,
+        addr: server.addr,
+        server: Some(server),
+    };
+    let path = ca_config(&tmp.path().join("b"), &ca, "b", app.addr, &[]);
+    // The kubelet's token, not yet rotated: expired an hour ago.
+    let token_file = tmp.path().join("b").join("token");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    std::fs::write(&token_file, projected_token(&key, "b", now - 3600)).unwrap();
+    let config = usher_proxy::Config::load(&path).unwrap();
+    let starting = tokio::spawn(async move { Sidecar::start(&config).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!starting.is_finished(), "enrolled with an expired token");
+    // The kubelet rotates the token: the next attempt reads the new one.
+    std::fs::write(
+        &token_file,
+        format!("{}\n", projected_token(&key, "b", now)),
+    )
+    .unwrap();
+    let b = tokio::time::timeout(Duration::from_secs(20), starting)
+        .await
+        .expect("enrolled once the token was rotated")
+        .unwrap()
+        .unwrap();
+    assert_eq!(get1(b.addrs.admin, "admin", "/ready").await.0, 200);
+    let log = usher_ca::read_issued_log(&ca.dir).unwrap();
+    assert!(
+        log.iter().any(
+            |e| e.how == usher_ca::IssuedHow::ServiceAccount && e.spiffe_id == id("b").as_str()
+        ),
+        "{log:?}"
+    );
+}

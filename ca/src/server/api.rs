@@ -14,12 +14,13 @@ use serde::Serialize;
 
 use super::limit::retry_after_secs;
 use super::{Peer, State};
-use crate::csr::{check_csr, CheckedCsr, CsrError};
+use crate::csr::{check_csr, check_csr_parts, CheckedCsr, CsrError};
 use crate::error::CaError;
 use crate::issue::SignedLeaf;
 use crate::issued_log::{rfc3339, IssuedHow};
+use crate::k8s::{K8sTokenError, K8sVerifier};
 use crate::spiffe::SpiffeId;
-use crate::token::TokenError;
+use crate::token::{TokenError, TOKEN_PREFIX};
 use crate::wire::{
     BundleResponse, EnrolRequest, ErrorResponse, RenewRequest, SignedResponse, BUNDLE_PATH,
     ENROL_PATH, RENEW_PATH,
@@ -166,6 +167,13 @@ fn method_not_allowed(allowed: &str) -> Refusal {
 
 async fn enrol(req: Request<Incoming>, state: &State, peer: &Peer) -> Result<Resp, Refusal> {
     let body: EnrolRequest = read_json(req, "{\"token\": \"...\", \"csr\": \"...\"}").await?;
+    // Not a bootstrap token: a service account token, if the server takes
+    // them (otherwise the token store says "unknown bootstrap token").
+    if let Some(k8s) = &state.k8s {
+        if !body.token.starts_with(TOKEN_PREFIX) {
+            return enrol_k8s(&body, k8s, state, peer).await;
+        }
+    }
     let csr = checked(&body.csr)?;
     let id = &csr.spiffe_id;
     // Checked again right before the token is: from here to the failure
@@ -179,6 +187,68 @@ async fn enrol(req: Request<Incoming>, state: &State, peer: &Peer) -> Result<Res
         .check_and_consume(&body.token, id)
         .map_err(|e| token_refusal(e).id(id))?;
     issue(state, &csr, IssuedHow::Token).await
+}
+
+/// Enrolment with a Kubernetes service account token: the SPIFFE ID is the
+/// token's; the CSR may ask for exactly that one, or none.
+async fn enrol_k8s(
+    body: &EnrolRequest,
+    k8s: &K8sVerifier,
+    state: &State,
+    peer: &Peer,
+) -> Result<Resp, Refusal> {
+    let (requested, public_key_der) = check_csr_parts(&body.csr, false).map_err(csr_refusal)?;
+    // A token naming a key not yet known may mean the cluster rotated its
+    // keys: load them again (rate-limited) before the limit is checked, so
+    // that from that check to the failure being counted nothing awaits.
+    k8s.refresh_for(&body.token).await;
+    if let Err(wait) = state.enrol_limits.check(peer.addr.ip(), Instant::now()) {
+        return Ok(too_many_failures(wait));
+    }
+    let who = k8s.verify(&body.token).map_err(|e| {
+        let refusal = k8s_refusal(e);
+        match &requested {
+            Some(id) => refusal.id(id),
+            None => refusal,
+        }
+    })?;
+    if let Some(id) = &requested {
+        if *id != who.spiffe_id {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "the service account token does not allow this SPIFFE ID",
+            )
+            .reason(format!(
+                "the service account token is for {}, the CSR asks for {id}",
+                who.spiffe_id
+            ))
+            .id(id));
+        }
+    }
+    let csr = CheckedCsr {
+        spiffe_id: who.spiffe_id.clone(),
+        public_key_der,
+    };
+    let resp = issue(state, &csr, IssuedHow::ServiceAccount).await?;
+    tracing::info!(
+        target: "usher::audit",
+        peer = %peer.addr,
+        spiffe_id = %who.spiffe_id,
+        namespace = %who.namespace,
+        service_account = %who.service_account,
+        pod = who.pod.as_deref().unwrap_or("-"),
+        "enrolled with a Kubernetes service account token"
+    );
+    Ok(resp)
+}
+
+fn k8s_refusal(e: K8sTokenError) -> Refusal {
+    let (forbidden, message) = e.client_message();
+    let status = match forbidden {
+        true => StatusCode::FORBIDDEN,
+        false => StatusCode::UNAUTHORIZED,
+    };
+    Refusal::new(status, message).reason(e.to_string())
 }
 
 async fn renew(req: Request<Incoming>, state: &State, peer: &Peer) -> Result<Resp, Refusal> {
@@ -225,23 +295,25 @@ async fn renew(req: Request<Incoming>, state: &State, peer: &Peer) -> Result<Res
 }
 
 fn checked(csr_pem: &str) -> Result<CheckedCsr, Refusal> {
-    check_csr(csr_pem).map_err(|e| {
-        let message = match &e {
-            CsrError::NotParseable { .. } => "malformed CSR",
-            CsrError::BadSignature => "the CSR's signature does not verify",
-            CsrError::UnsupportedKey { .. } => {
-                "unsupported key algorithm; use ECDSA P-256, P-384 or Ed25519"
-            }
-            CsrError::NoSpiffeId => "the CSR carries no SPIFFE ID (URI SAN)",
-            CsrError::ExtraSans { .. } => {
-                "the CSR asks for extra subjectAltNames; only the SPIFFE ID is allowed"
-            }
-            CsrError::InvalidSpiffeId { .. } => "the CSR's URI SAN is not a workload SPIFFE ID",
-            CsrError::CaRights { .. } => "the CSR asks for CA rights",
-            _ => "invalid CSR",
-        };
-        Refusal::new(StatusCode::BAD_REQUEST, message).reason(e.to_string())
-    })
+    check_csr(csr_pem).map_err(csr_refusal)
+}
+
+fn csr_refusal(e: CsrError) -> Refusal {
+    let message = match &e {
+        CsrError::NotParseable { .. } => "malformed CSR",
+        CsrError::BadSignature => "the CSR's signature does not verify",
+        CsrError::UnsupportedKey { .. } => {
+            "unsupported key algorithm; use ECDSA P-256, P-384 or Ed25519"
+        }
+        CsrError::NoSpiffeId => "the CSR carries no SPIFFE ID (URI SAN)",
+        CsrError::ExtraSans { .. } => {
+            "the CSR asks for extra subjectAltNames; only the SPIFFE ID is allowed"
+        }
+        CsrError::InvalidSpiffeId { .. } => "the CSR's URI SAN is not a workload SPIFFE ID",
+        CsrError::CaRights { .. } => "the CSR asks for CA rights",
+        _ => "invalid CSR",
+    };
+    Refusal::new(StatusCode::BAD_REQUEST, message).reason(e.to_string())
 }
 
 fn token_refusal(e: TokenError) -> Refusal {

@@ -45,13 +45,16 @@ Refuses to overwrite an existing CA unless --force is given."
     /// Mint a bootstrap token: lets a sidecar obtain its first certificate from `usher ca serve`.
     #[command(
         after_help = "Example:\n  usher ca token --ca-dir ./ca --spiffe-id 'spiffe://mesh.local/ns/shop/*' --ttl 1h --single-use\n\n\
-Prints the token once; the CA keeps only its SHA-256 hash (CA_DIR/tokens.jsonl).\n\
+Prints the token once; the CA keeps only its SHA-256 hash (CA_DIR/tokens.jsonl, or STATE_DIR's).\n\
 Mount it as a file for the sidecar (identity.ca.token_file)."
     )]
     Token {
         /// The CA folder.
         #[arg(long, value_name = "CA_DIR")]
         ca_dir: PathBuf,
+        /// The state folder of a `ca serve --state-dir` (default: CA_DIR).
+        #[arg(long, value_name = "STATE_DIR")]
+        state_dir: Option<PathBuf>,
         /// The SPIFFE ID the token may obtain, or a prefix ending in /* (whole path segments).
         #[arg(long, value_name = "ID|PATTERN")]
         spiffe_id: String,
@@ -64,10 +67,18 @@ Mount it as a file for the sidecar (identity.ca.token_file)."
     },
     /// Run the CA server: sidecars enrol with a token and renew with their certificate.
     #[command(
-        after_help = "Example:\n  usher ca serve --ca-dir ./ca --listen 0.0.0.0:8443 --cert-ttl 24h --dns ca.mesh.svc\n\n\
+        after_help = "Examples:\n  usher ca serve --ca-dir ./ca --listen 0.0.0.0:8443 --cert-ttl 24h --dns ca.mesh.svc\n  \
+usher ca serve --ca-dir /etc/usher-ca/issuing --state-dir /var/lib/usher-ca --allow-group-readable-key \\\n      \
+--listen 0.0.0.0:8443 --dns usher-ca.usher-system.svc \\\n      \
+--k8s-issuer https://kubernetes.default.svc.cluster.local \\\n      \
+--k8s-jwks https://kubernetes.default.svc/openid/v1/jwks \\\n      \
+--k8s-ca-file /var/run/secrets/kubernetes.io/serviceaccount/ca.crt \\\n      \
+--k8s-api-token-file /var/run/secrets/kubernetes.io/serviceaccount/token\n\n\
 HTTPS (TLS 1.3). POST /v1/enrol (bootstrap token + CSR), POST /v1/renew (mutual TLS with the current\n\
 certificate + CSR), GET /v1/bundle. Private keys never cross the network: sidecars send CSRs.\n\
-Every issued certificate is appended to CA_DIR/issued.jsonl."
+With --k8s-issuer or --k8s-jwks, /v1/enrol also takes a Kubernetes projected service account token\n\
+(audience --k8s-audience) and issues spiffe://TD/ns/NS/sa/SA from it; bootstrap tokens keep working.\n\
+Every issued certificate is appended to STATE_DIR/issued.jsonl (default: CA_DIR)."
     )]
     Serve {
         /// The CA folder.
@@ -88,6 +99,27 @@ Every issued certificate is appended to CA_DIR/issued.jsonl."
         /// The window of --enrol-failure-limit.
         #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration)]
         enrol_failure_window: Duration,
+        /// Where to write issued.jsonl and read (and mark spent) bootstrap tokens, if not CA_DIR (which may then be read-only, e.g. a Kubernetes Secret).
+        #[arg(long, value_name = "STATE_DIR")]
+        state_dir: Option<PathBuf>,
+        /// Accept a CA key its group may read (mode 0440, as a Kubernetes Secret volume with fsGroup makes it).
+        #[arg(long)]
+        allow_group_readable_key: bool,
+        /// Enrol Kubernetes projected service account tokens of this issuer (the API server's --service-account-issuer); without --k8s-jwks, its keys are found by OIDC discovery.
+        #[arg(long, value_name = "URL")]
+        k8s_issuer: Option<String>,
+        /// The issuer's keys (JWKS): a file, or an https:// URL such as https://kubernetes.default.svc/openid/v1/jwks.
+        #[arg(long, value_name = "FILE|URL", value_parser = parse_jwks_source)]
+        k8s_jwks: Option<usher_ca::JwksSource>,
+        /// The audience a service account token must be for [default: usher-ca].
+        #[arg(long, value_name = "AUDIENCE")]
+        k8s_audience: Option<String>,
+        /// Roots (PEM) that verify the HTTPS server of the keys, e.g. the cluster CA (default: the Mozilla roots).
+        #[arg(long, value_name = "FILE")]
+        k8s_ca_file: Option<PathBuf>,
+        /// A bearer token sent when fetching the keys from the issuer's or --k8s-jwks's host (the CA's own service account token); re-read each time.
+        #[arg(long, value_name = "FILE")]
+        k8s_api_token_file: Option<PathBuf>,
     },
     /// Issue a workload certificate (X.509-SVID) with a freshly made key.
     #[command(
@@ -119,6 +151,10 @@ enum CaKind {
     /// Below the CA in this folder.
     Intermediate(PathBuf),
     Imported,
+}
+
+fn parse_jwks_source(s: &str) -> Result<usher_ca::JwksSource, String> {
+    usher_ca::JwksSource::parse(s)
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -217,6 +253,7 @@ pub fn run(cmd: CaCommand) -> Result<(), CliError> {
         }
         CaCommand::Token {
             ca_dir,
+            state_dir,
             spiffe_id,
             ttl,
             single_use,
@@ -228,7 +265,9 @@ pub fn run(cmd: CaCommand) -> Result<(), CliError> {
                 ttl,
                 single_use,
             };
-            let token = usher_ca::mint_token(&ca_dir, &spec)?;
+            let state_dir = state_dir.as_deref().unwrap_or(&ca_dir);
+            let token =
+                usher_ca::mint_token_in(&ca_dir, state_dir, &spec, std::time::SystemTime::now())?;
             println!("{token}");
             Ok(())
         }
@@ -239,12 +278,39 @@ pub fn run(cmd: CaCommand) -> Result<(), CliError> {
             dns,
             enrol_failure_limit,
             enrol_failure_window,
+            state_dir,
+            allow_group_readable_key,
+            k8s_issuer,
+            k8s_jwks,
+            k8s_audience,
+            k8s_ca_file,
+            k8s_api_token_file,
         } => {
             let mut config = usher_ca::CaServerConfig::new(ca_dir, listen);
             config.cert_ttl = cert_ttl;
             config.dns_names = dns;
             config.enrol_failure_limit = enrol_failure_limit;
             config.enrol_failure_window = enrol_failure_window;
+            config.state_dir = state_dir;
+            config.allow_group_readable_key = allow_group_readable_key;
+            if k8s_issuer.is_some() || k8s_jwks.is_some() {
+                let mut k8s = usher_ca::K8sAuthConfig::new(k8s_issuer, k8s_jwks);
+                if let Some(audience) = k8s_audience {
+                    k8s.audience = audience;
+                }
+                k8s.ca_file = k8s_ca_file;
+                k8s.api_token_file = k8s_api_token_file;
+                config.k8s = Some(k8s);
+            } else if k8s_audience.is_some()
+                || k8s_ca_file.is_some()
+                || k8s_api_token_file.is_some()
+            {
+                return Err(CliError::Usage(
+                    "--k8s-audience, --k8s-ca-file and --k8s-api-token-file need --k8s-issuer \
+                     or --k8s-jwks"
+                        .into(),
+                ));
+            }
             serve(config)
         }
         CaCommand::Issue {
@@ -287,10 +353,17 @@ fn serve(config: usher_ca::CaServerConfig) -> Result<(), CliError> {
         let mut term = signal(SignalKind::terminate()).map_err(err)?;
         let mut int = signal(SignalKind::interrupt()).map_err(err)?;
         let cert_ttl = config.cert_ttl;
+        // "-": only bootstrap tokens enrol.
+        let k8s_audience = config.k8s.as_ref().map(|k| k.audience.clone());
         let server = usher_ca::CaServer::start(config)
             .await
             .map_err(|e| CliError::Runtime(format!("ca serve: {e}")))?;
-        tracing::info!(listen = %server.addr, cert_ttl = ?cert_ttl, "usher CA ready");
+        tracing::info!(
+            listen = %server.addr,
+            cert_ttl = ?cert_ttl,
+            k8s_audience = k8s_audience.as_deref().unwrap_or("-"),
+            "usher CA ready"
+        );
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}

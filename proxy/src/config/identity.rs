@@ -62,8 +62,12 @@ pub struct CaIdentityConfig {
     /// PEM: the roots that verify the CA server (and are trusted for peers
     /// until the CA serves its bundle).
     pub bundle: PathBuf,
-    /// The bootstrap token for the first enrolment (a file the platform
-    /// mounts; re-read at every enrolment).
+    /// What authorises the first enrolment (and a new one after the
+    /// certificate expired): a file holding a bootstrap token from `usher
+    /// ca token`, or, on Kubernetes, the pod's projected service account
+    /// token (audience `usher-ca`; `spiffe_id` must then be
+    /// `spiffe://<td>/ns/<namespace>/sa/<service account>`). Re-read at
+    /// every enrolment, as the kubelet rotates projected tokens.
     pub token_file: PathBuf,
     /// The identity to ask for.
     #[serde(deserialize_with = "de::spiffe_id")]

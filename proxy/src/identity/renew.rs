@@ -1,8 +1,10 @@
 //! CA mode: the sidecar makes its own key, sends only a CSR to `usher ca
 //! serve`, and keeps its certificate fresh.
 //!
-//! - First enrolment is authorized by the bootstrap token file; it is
-//!   retried with backoff until it works (`/ready` stays false meanwhile).
+//! - First enrolment is authorized by the token file (a bootstrap token, or
+//!   a Kubernetes projected service account token), read afresh for every
+//!   attempt; it is retried with backoff until it works (`/ready` stays
+//!   false meanwhile).
 //! - Renewal starts at `identity.ca.renew_at` of the lifetime (±5 % jitter,
 //!   so a fleet does not renew in step) and is authorized by the current
 //!   certificate (mutual TLS to the CA). Failures back off and retry; the
@@ -24,7 +26,7 @@ use crate::telemetry::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenewError {
-    #[error("cannot read the bootstrap token {path}: {source}", path = .path.display())]
+    #[error("cannot read the enrolment token {path}: {source}", path = .path.display())]
     Token {
         path: std::path::PathBuf,
         source: std::io::Error,
