@@ -70,7 +70,7 @@ fn spiffe(c: &mut Criterion) {
         b.iter(|| {
             InboundConn::new(
                 black_box(&own),
-                id.clone(),
+                Some(id.clone()),
                 "127.0.0.1:5000".parse().unwrap(),
                 &telemetry,
                 tokio_util::sync::CancellationToken::new(),

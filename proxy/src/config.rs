@@ -5,6 +5,7 @@
 //! reading the source. Relative paths are resolved against the folder of the
 //! config file, not the working directory.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -69,6 +70,7 @@ mod identity;
 mod policy;
 mod server;
 mod telemetry;
+mod transparent;
 mod validate;
 pub use guard::{
     AuthenticationConfig, BucketConfig, JwtIssuerConfig, RateLimitConfig, RouteLimitConfig,
@@ -79,6 +81,7 @@ pub use identity::{CaIdentityConfig, IdentityFiles, IdentitySource};
 pub use policy::{DecisionLogConfig, PolicyConfig, PolicyMode, RegoVersionConfig, WithBodyConfig};
 pub use server::{ConfigWarning, ServerConfig, ServerKeys};
 pub use telemetry::{OtlpConfig, OtlpProtocol, TelemetryConfig};
+pub use transparent::{Destination, InboundMode, InboundModes, UnknownAction, UnknownDestinations};
 
 /// The async runtime the sidecar runs on.
 #[derive(Clone, Debug, Deserialize)]
@@ -147,6 +150,21 @@ pub struct InboundConfig {
     /// The HTTP version spoken to the app: `http1`, `http2` or `auto`.
     #[serde(default)]
     pub app_protocol: AppProtocol,
+    /// `strict` (mTLS only) or `permissive` (plain-text callers too, with
+    /// no identity), for connections `usher init-net` redirects or that
+    /// reach the listener directly.
+    #[serde(default)]
+    pub mode: InboundMode,
+    /// Per port the caller dialled (the original destination): a mode
+    /// other than `mode`.
+    #[serde(default)]
+    pub port_modes: BTreeMap<u16, InboundMode>,
+    /// Permissive mode: how long a connection's first bytes may take.
+    #[serde(
+        default = "transparent::inbound_detect_timeout",
+        deserialize_with = "de::duration"
+    )]
+    pub detect_timeout: Duration,
     // The old spelling of the `server:` keys: still accepted, with a
     // warning; resolved into `Config::server` (read that, not these).
     #[serde(default, deserialize_with = "server::count")]
@@ -197,6 +215,21 @@ pub struct OutboundConfig {
         deserialize_with = "hardening::upgrades"
     )]
     pub upgrades: Vec<String>,
+    /// A second outbound listener for the app's IPv6 connections that
+    /// `usher init-net` redirects (to `[::1]`), e.g. `"[::1]:15001"`.
+    #[serde(default, deserialize_with = "de::opt_socket_addr")]
+    pub listen_ipv6: Option<SocketAddr>,
+    /// Redirected connections whose destination no route covers.
+    #[serde(default)]
+    pub unknown: UnknownDestinations,
+    /// Redirected connections: how long the app's first bytes may take
+    /// before the protocol is taken to be one where the server speaks
+    /// first (opaque).
+    #[serde(
+        default = "transparent::outbound_detect_timeout",
+        deserialize_with = "de::duration"
+    )]
+    pub detect_timeout: Duration,
 }
 
 impl Default for OutboundConfig {
@@ -206,6 +239,9 @@ impl Default for OutboundConfig {
             routes: Vec::new(),
             connect_timeout: defaults::connect_timeout(),
             upgrades: hardening::default_upgrades(),
+            listen_ipv6: None,
+            unknown: UnknownDestinations::default(),
+            detect_timeout: transparent::outbound_detect_timeout(),
         }
     }
 }

@@ -197,7 +197,7 @@ impl Sidecar {
             http: &http,
             life: &life,
         }
-        .spawn(listeners.outbound);
+        .spawn(listeners.outbound, listeners.outbound_ipv6);
 
         state.set_ready(true);
         Ok(Sidecar {

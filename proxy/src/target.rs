@@ -17,9 +17,10 @@ use usher_ca::SpiffeId;
 use crate::serve::ResetGuard;
 use crate::telemetry::Peer;
 
-/// The verified SPIFFE ID of the peer's certificate.
+/// The verified SPIFFE ID of the peer's certificate; `None` for a
+/// plain-text caller (`inbound.mode: permissive`).
 pub trait PeerIdentity {
-    fn peer_id(&self) -> &SpiffeId;
+    fn peer_id(&self) -> Option<&SpiffeId>;
 }
 
 /// The network address the connection came from.
@@ -33,9 +34,10 @@ pub trait TelemetryPeer {
     fn telemetry_peer(&self) -> &Peer;
 }
 
-/// `x-forwarded-client-cert` for requests on this connection, built once.
+/// `x-forwarded-client-cert` for requests on this connection, built once;
+/// `None` without a client certificate (plain text).
 pub trait ClientCertHeader {
-    fn xfcc(&self) -> &HeaderValue;
+    fn xfcc(&self) -> Option<&HeaderValue>;
 }
 
 /// Where a request dropped before its response is reported (the

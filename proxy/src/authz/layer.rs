@@ -178,14 +178,18 @@ pub(super) fn decide<T: PeerIdentity + RemoteAddr>(
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let host = crate::headers::authority_of_parts(parts).unwrap_or("");
     let input = RequestInput {
-        source_principal: Some(target.peer_id().as_str()),
+        source_principal: target.peer_id().map(SpiffeId::as_str),
         source_address: target.remote_addr(),
         destination_principal: shared.own_id.as_str(),
         destination_address: shared.local_addr,
         method: parts.method.as_str(),
         path,
         host,
-        scheme: "https",
+        scheme: if target.peer_id().is_some() {
+            "https"
+        } else {
+            "http"
+        },
         protocol: protocol(parts.version),
         headers: &parts.headers,
         request_id: &request_id,
@@ -269,7 +273,7 @@ fn set_headers(headers: &mut HeaderMap, add: &[(HeaderName, HeaderValue)]) {
 }
 
 fn log_decision(
-    peer: &SpiffeId,
+    peer: Option<&SpiffeId>,
     parts: &http::request::Parts,
     decision: &Decision,
     revision: &str,
@@ -287,7 +291,7 @@ fn log_decision(
         {
             tracing::info!(
                 target: "usher::audit",
-                principal = %peer,
+                principal = peer.map_or("", SpiffeId::as_str),
                 method = %parts.method,
                 path,
                 decision = "allow",
@@ -300,7 +304,7 @@ fn log_decision(
     } else {
         tracing::warn!(
             target: "usher::audit",
-            principal = %peer,
+            principal = peer.map_or("", SpiffeId::as_str),
             method = %parts.method,
             path,
             decision = "deny",

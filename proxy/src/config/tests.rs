@@ -929,3 +929,61 @@ fn the_identity_source_is_files_or_a_ca() {
     assert!(matches!(config.identity, IdentitySource::Ca(_)));
     assert!(config.identity.files().is_none());
 }
+
+/// `inbound.mode`, `inbound.port_modes`, `outbound.unknown`,
+/// `outbound.listen_ipv6`, `*.detect_timeout`: defaults are strict and
+/// refuse; bad values name their key.
+#[test]
+fn transparent_interception_keys() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.inbound.mode, InboundMode::Strict);
+    assert!(c.inbound.port_modes.is_empty());
+    assert_eq!(c.outbound.unknown.default, UnknownAction::Refuse);
+    assert_eq!(c.outbound.listen_ipv6, None);
+    assert_eq!(c.outbound.detect_timeout, Duration::from_secs(1));
+
+    let text = format!(
+        "{}  mode: permissive\n  port_modes: {{9090: strict}}\n  detect_timeout: 2s\n\
+         outbound:\n  listen_ipv6: \"[::1]:15001\"\n  unknown:\n    default: refuse\n    passthrough: [\"*:53\", \"10.0.0.0/8:443\"]\n    refuse: [\"169.254.169.254\"]\n",
+        MINIMAL
+    );
+    let c = parse(&text).unwrap();
+    assert_eq!(c.inbound.mode, InboundMode::Permissive);
+    assert_eq!(c.inbound.port_modes.get(&9090), Some(&InboundMode::Strict));
+    assert_eq!(c.inbound.detect_timeout, Duration::from_secs(2));
+    assert_eq!(c.outbound.listen_ipv6, Some("[::1]:15001".parse().unwrap()));
+    let dest = |s: &str| s.parse::<SocketAddr>().unwrap();
+    assert_eq!(
+        c.outbound.unknown.action(dest("10.1.2.3:443")),
+        UnknownAction::Passthrough
+    );
+    assert_eq!(
+        c.outbound.unknown.action(dest("10.1.2.3:80")),
+        UnknownAction::Refuse
+    );
+    let c = parse(&format!("{MINIMAL}outbound:\n  unknown: passthrough\n")).unwrap();
+    assert_eq!(c.outbound.unknown.default, UnknownAction::Passthrough);
+
+    let shown = error(&format!("{MINIMAL}  mode: open\n"), "inbound.mode");
+    assert!(
+        shown.contains("strict") && shown.contains("permissive"),
+        "{shown}"
+    );
+    error(
+        &format!("{MINIMAL}  port_modes: {{http: strict}}\n"),
+        "inbound.port_modes",
+    );
+    let shown = error(
+        &format!("{MINIMAL}outbound:\n  unknown: {{passthrough: [\"example.com:443\"]}}\n"),
+        "outbound.unknown",
+    );
+    assert!(shown.contains("expected"), "{shown}");
+    error(
+        &format!("{MINIMAL}outbound:\n  unknown: allow\n"),
+        "outbound.unknown",
+    );
+    error(
+        &format!("{MINIMAL}outbound:\n  listen_ipv6: localhost\n"),
+        "outbound.listen_ipv6",
+    );
+}

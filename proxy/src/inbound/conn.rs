@@ -12,14 +12,17 @@ use usher_ca::SpiffeId;
 use crate::observe::ObserveTarget;
 use crate::serve::ResetGuard;
 use crate::target::{CancelGuard, ClientCertHeader, PeerIdentity, RemoteAddr, TelemetryPeer};
+use crate::telemetry::metrics::PLAINTEXT_PEER;
 use crate::telemetry::{Direction, Peer, Telemetry};
 
 #[derive(Debug)]
 pub struct InboundConn {
-    peer: SpiffeId,
+    /// The verified caller; `None` for a plain-text caller
+    /// (`inbound.mode: permissive`).
+    peer: Option<SpiffeId>,
     remote: SocketAddr,
-    /// `By=<own>;URI=<peer>`, built once per connection.
-    xfcc: HeaderValue,
+    /// `By=<own>;URI=<peer>`, built once per connection (mTLS only).
+    xfcc: Option<HeaderValue>,
     /// The caller as telemetry labels it (its metric label is resolved
     /// once per connection).
     peer_info: Peer,
@@ -28,22 +31,38 @@ pub struct InboundConn {
 }
 
 impl InboundConn {
+    /// A mesh peer's connection (mTLS), or with `peer` `None` a plain-text
+    /// caller's.
     pub fn new(
         own: &SpiffeId,
-        peer: SpiffeId,
+        peer: Option<SpiffeId>,
         remote: SocketAddr,
         telemetry: &Telemetry,
         close: CancellationToken,
     ) -> InboundConn {
-        let value = format!("By={own};URI={peer}");
-        // SPIFFE IDs are restricted to visible ASCII, so this cannot fail;
-        // fall back to an empty value rather than panic.
-        let xfcc = HeaderValue::from_maybe_shared(Bytes::from(value))
-            .unwrap_or_else(|_| HeaderValue::from_static(""));
-        let peer_info = Peer {
-            id: Arc::from(peer.as_str()),
-            label: telemetry.metrics.peer_label(peer.as_str()),
-            addr: Some(remote),
+        let (xfcc, peer_info) = match &peer {
+            Some(peer) => {
+                let value = format!("By={own};URI={peer}");
+                // SPIFFE IDs are restricted to visible ASCII, so this cannot
+                // fail; fall back to an empty value rather than panic.
+                let xfcc = HeaderValue::from_maybe_shared(Bytes::from(value))
+                    .unwrap_or_else(|_| HeaderValue::from_static(""));
+                let info = Peer {
+                    id: Arc::from(peer.as_str()),
+                    label: telemetry.metrics.peer_label(peer.as_str()),
+                    addr: Some(remote),
+                };
+                (Some(xfcc), info)
+            }
+            // No identity: one label for all (and one rate-limit key).
+            None => (
+                None,
+                Peer {
+                    id: Arc::from(""),
+                    label: Arc::from(PLAINTEXT_PEER),
+                    addr: Some(remote),
+                },
+            ),
         };
         InboundConn {
             peer,
@@ -56,8 +75,8 @@ impl InboundConn {
 }
 
 impl PeerIdentity for InboundConn {
-    fn peer_id(&self) -> &SpiffeId {
-        &self.peer
+    fn peer_id(&self) -> Option<&SpiffeId> {
+        self.peer.as_ref()
     }
 }
 
@@ -74,8 +93,8 @@ impl TelemetryPeer for InboundConn {
 }
 
 impl ClientCertHeader for InboundConn {
-    fn xfcc(&self) -> &HeaderValue {
-        &self.xfcc
+    fn xfcc(&self) -> Option<&HeaderValue> {
+        self.xfcc.as_ref()
     }
 }
 

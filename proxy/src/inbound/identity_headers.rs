@@ -73,8 +73,11 @@ where
         if let Err(refusal) = self.sanitizer.apply(&mut req) {
             return Either::Left(ready(Err(ProxyError::Refused(refusal))));
         }
-        req.headers_mut()
-            .insert(XFCC.clone(), self.target.xfcc().clone());
+        // A forged one is gone already (the sanitiser); a plain-text
+        // caller gets none.
+        if let Some(xfcc) = self.target.xfcc() {
+            req.headers_mut().insert(XFCC.clone(), xfcc.clone());
+        }
         Either::Right(self.inner.call(req))
     }
 }

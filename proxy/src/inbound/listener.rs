@@ -1,6 +1,9 @@
 //! The inbound listener: each accepted connection completes the mTLS
 //! handshake, is refused unless its peer has a SPIFFE ID from an accepted
 //! trust domain, and is then served HTTP through its own [`super::stack`].
+//! Where `inbound.mode` is permissive, a plain-text HTTP caller is served
+//! too, with no identity; a redirected connection reaches the app on the
+//! port the caller dialled.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,13 +17,18 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use usher_ca::SpiffeId;
 
-use super::{Inbound, InboundConn};
-use crate::config::Config;
+use bytes::Bytes;
+
+use super::{Inbound, InboundConn, ToApp};
+use crate::config::{Config, InboundMode, InboundModes};
 use crate::connect::tls_failure_reason;
 use crate::identity;
 use crate::sanitize::{Sanitizer, FORWARDED};
 use crate::serve::{serve_http, StackService};
 use crate::telemetry::Direction;
+use crate::transparent::detect::{detect, Protocol};
+use crate::transparent::orig_dst::original_dst as orig_dst;
+use crate::transparent::prefixed::PrefixedIo;
 
 /// How long a peer may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,7 +43,14 @@ pub struct InboundListener {
     pub idle_timeout: Duration,
     /// Peers from other trust domains are refused after the handshake.
     pub trust_domains: Vec<String>,
+    /// `inbound.mode` and `inbound.port_modes`.
+    pub modes: InboundModes,
+    /// Permissive mode: how long the first bytes may take.
+    pub detect_timeout: Duration,
 }
+
+/// An accepted connection, with the bytes protocol detection read.
+type Io = PrefixedIo<TcpStream>;
 
 /// The inbound listener's request rules: its upgrades, path normalisation,
 /// and the headers only usher may set (identity, claims, and forwarded
@@ -68,13 +83,52 @@ pub fn sanitizer(config: &Config) -> Sanitizer {
     )
 }
 
-/// Serves one accepted TCP connection: the TLS handshake (bounded), the
-/// peer's identity and trust domain, then HTTP through the connection's
-/// stack until it ends.
-pub async fn serve_inbound(tcp: TcpStream, remote: SocketAddr, listener: Arc<InboundListener>) {
+/// Serves one accepted TCP connection. Its original destination (when
+/// `usher init-net` redirected it) picks the app port and the mode; in
+/// permissive mode its first bytes say whether it is TLS or plain HTTP.
+/// Then the TLS handshake (bounded), the peer's identity and trust domain
+/// — or, plain text where permitted, no identity — and HTTP through the
+/// connection's stack until it ends.
+pub async fn serve_inbound(mut tcp: TcpStream, remote: SocketAddr, listener: Arc<InboundListener>) {
+    let metrics = &listener.inbound.telemetry.metrics;
+    let orig = orig_dst(&tcp);
+    let mode = listener.modes.for_port(orig.map(|o| o.port()));
+    let Some(to_app) = listener.inbound.apps.for_connection(orig) else {
+        metrics.connection_refused(Direction::Inbound);
+        tracing::warn!(target: "usher::audit", direction = "inbound", %remote, ?orig, "connection refused: too many app ports");
+        return;
+    };
+    let (protocol, prefix) = if listener.modes.any_permissive() {
+        match detect(&mut tcp, listener.detect_timeout).await {
+            Ok(found) => found,
+            Err(_) => return,
+        }
+    } else {
+        // Strict everywhere: whatever comes must be a TLS handshake.
+        (Protocol::Tls, Bytes::new())
+    };
+    let io = PrefixedIo::new(prefix, tcp);
+    match (protocol, mode) {
+        (Protocol::Tls, _) => serve_tls(io, remote, &listener, to_app).await,
+        (Protocol::Http1 | Protocol::H2c, InboundMode::Permissive) => {
+            serve_plaintext(io, remote, &listener, to_app).await
+        }
+        (Protocol::Http1 | Protocol::H2c, InboundMode::Strict) => {
+            metrics.handshake_failed(Direction::Inbound, "plaintext");
+            tracing::warn!(target: "usher::audit", direction = "inbound", %remote, ?orig, reason = "plaintext", "plain-text connection refused (inbound.mode: strict)");
+        }
+        (Protocol::Opaque, _) => {
+            metrics.handshake_failed(Direction::Inbound, "not_tls");
+            tracing::warn!(target: "usher::audit", direction = "inbound", %remote, ?orig, reason = "not_tls", "connection refused: neither TLS nor HTTP");
+        }
+    }
+}
+
+/// A mesh peer: mTLS, its SPIFFE ID from an accepted trust domain.
+async fn serve_tls(io: Io, remote: SocketAddr, listener: &Arc<InboundListener>, to_app: ToApp) {
     let acceptor = &listener.acceptor;
     let metrics = &listener.inbound.telemetry.metrics;
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             let reason = tls_failure_reason(&e);
@@ -104,7 +158,35 @@ pub async fn serve_inbound(tcp: TcpStream, remote: SocketAddr, listener: Arc<Inb
         return;
     }
     tracing::debug!(direction = "inbound", %remote, %peer, "peer connected");
-    let _open = metrics.connection_opened(Direction::Inbound);
+    serve_conn(tls, Some(peer), remote, listener, to_app).await;
+}
+
+/// A plain-text caller where `inbound.mode` permits one: no identity.
+async fn serve_plaintext(
+    io: Io,
+    remote: SocketAddr,
+    listener: &Arc<InboundListener>,
+    to_app: ToApp,
+) {
+    tracing::debug!(direction = "inbound", %remote, "plain-text caller connected (permissive)");
+    serve_conn(io, None, remote, listener, to_app).await;
+}
+
+/// HTTP on an accepted connection through its own stack.
+async fn serve_conn<I>(
+    io: I,
+    peer: Option<SpiffeId>,
+    remote: SocketAddr,
+    listener: &Arc<InboundListener>,
+    to_app: ToApp,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let _open = listener
+        .inbound
+        .telemetry
+        .metrics
+        .connection_opened(Direction::Inbound);
     // Per connection: the listener's shutdown, or a flood of cancelled
     // requests (ResetGuard), finishes it.
     let close = listener.shutdown.child_token();
@@ -116,10 +198,10 @@ pub async fn serve_inbound(tcp: TcpStream, remote: SocketAddr, listener: Arc<Inb
         close.clone(),
     ));
     // Built once for the connection and called in place per request.
-    let stack = StackService::new(super::stack(conn, &listener.inbound));
+    let stack = StackService::new(super::stack(conn, &listener.inbound, to_app));
     serve_http(
         &listener.builder,
-        tls,
+        io,
         stack,
         &close,
         Some(listener.idle_timeout),

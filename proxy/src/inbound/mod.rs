@@ -13,6 +13,7 @@ mod identity_headers;
 mod limits;
 mod listener;
 pub mod ratelimit;
+mod targets;
 mod to_app;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub use identity_headers::{IdentityHeaders, IdentityHeadersLayer};
 pub use limits::{BodyLimit, BodyLimitLayer};
 pub use listener::{sanitizer, serve_inbound, InboundListener};
 pub use ratelimit::{RateLimit, RateLimitLayer, RateLimits};
+pub use targets::AppTargets;
 pub use to_app::{ToApp, ToAppFuture};
 
 use crate::authn::{AuthenticateLayer, Authn};
@@ -37,7 +39,8 @@ use crate::telemetry::{ObservedBody, Telemetry};
 
 /// What every inbound connection's stack is built from.
 pub struct Inbound {
-    pub to_app: ToApp,
+    /// The app, by the port a connection is for.
+    pub apps: AppTargets,
     pub sanitizer: Arc<Sanitizer>,
     /// `inbound.max_request_body`.
     pub max_request_body: Option<u64>,
@@ -56,6 +59,7 @@ pub struct Inbound {
 pub fn stack(
     conn: Arc<InboundConn>,
     inbound: &Inbound,
+    to_app: ToApp,
 ) -> impl tower::Service<
     Request<RequestBody>,
     Response = Response<ObservedBody<crate::respond::ProxyBody>>,
@@ -97,5 +101,5 @@ pub fn stack(
                 .clone()
                 .map(|authz| AuthorizeLayer::new(conn.clone(), authz)),
         )
-        .service(inbound.to_app.clone())
+        .service(to_app)
 }

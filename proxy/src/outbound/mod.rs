@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response};
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
@@ -31,12 +32,16 @@ pub use routes::{Route, RouteTable};
 pub use to_peer::{ToPeer, ToPeerFuture};
 
 use crate::body::RequestBody;
+use crate::config::{UnknownAction, UnknownDestinations};
 use crate::observe::{ObserveLayer, ObserveTarget};
 use crate::respond::ProxyBody;
 use crate::serve::{serve_http, ResetGuard, StackService};
 use crate::target::{CancelGuard, TelemetryPeer};
 use crate::telemetry::metrics::UNKNOWN_PEER;
 use crate::telemetry::{Direction, ObservedBody, Peer, Telemetry};
+use crate::transparent::detect::{detect, Protocol};
+use crate::transparent::orig_dst::original_dst;
+use crate::transparent::prefixed::PrefixedIo;
 
 /// Everything the outbound side shares between connections.
 pub struct Outbound {
@@ -69,12 +74,18 @@ pub struct OutboundConn {
     client: SocketAddr,
     /// Until a route names the peer: `unknown`.
     unknown: Peer,
+    /// Where the app sent it, when `usher init-net` redirected it.
+    orig: Option<SocketAddr>,
 }
 
 impl OutboundConn {
     /// `unknown`: the shared [`Outbound::unknown`] (two `Arc` clones).
-    pub fn new(client: SocketAddr, unknown: Peer) -> OutboundConn {
-        OutboundConn { client, unknown }
+    pub fn new(client: SocketAddr, unknown: Peer, orig: Option<SocketAddr>) -> OutboundConn {
+        OutboundConn {
+            client,
+            unknown,
+            orig,
+        }
     }
 }
 
@@ -112,10 +123,13 @@ pub fn stack(
     Future: Send,
 > + Send
        + 'static {
+    let route = outbound.route.for_connection(conn.orig);
     ServiceBuilder::new()
         // Sanitised, then routed by its one host (or refused: the error
-        // travels down with the request and comes back up as its answer).
-        .layer(outbound.route.clone())
+        // travels down with the request and comes back up as its answer;
+        // on a redirected connection, `outbound.unknown` may send it on to
+        // where the app sent it instead).
+        .layer(route)
         // The CLIENT span (continuing the app's context, written into the
         // request for the peer), metrics, the access log line; errors
         // become responses here.
@@ -129,20 +143,85 @@ pub struct OutboundListener {
     pub builder: Arc<auto::Builder<TokioExecutor>>,
     pub shutdown: CancellationToken,
     pub idle_timeout: Duration,
+    /// `outbound.unknown`: redirected connections no route covers.
+    pub unknown: UnknownDestinations,
+    /// How long a redirected connection's first bytes may take.
+    pub detect_timeout: Duration,
+    /// Passthrough: how long connecting to the original destination may take.
+    pub connect_timeout: Duration,
 }
 
-/// Serves one connection from the app until it ends.
-pub async fn serve_outbound(tcp: TcpStream, remote: SocketAddr, listener: Arc<OutboundListener>) {
+/// Serves one connection from the app until it ends. A connection
+/// `usher init-net` redirected may speak anything: its first bytes decide
+/// between HTTP (routed as always) and an opaque stream (TLS from the app,
+/// a database protocol), which `outbound.unknown` passes through to the
+/// original destination or refuses.
+pub async fn serve_outbound(
+    mut tcp: TcpStream,
+    remote: SocketAddr,
+    listener: Arc<OutboundListener>,
+) {
     let metrics = &listener.outbound.telemetry.metrics;
     let _open = metrics.connection_opened(Direction::Outbound);
-    let conn = OutboundConn::new(remote, listener.outbound.unknown.clone());
+    let orig = original_dst(&tcp);
+    let prefix = match orig {
+        // Sent to the listener itself: HTTP, as the app was told.
+        None => Bytes::new(),
+        Some(orig) => match detect(&mut tcp, listener.detect_timeout).await {
+            Ok((Protocol::Http1 | Protocol::H2c, prefix)) => prefix,
+            Ok((_, prefix)) => return opaque(tcp, prefix, remote, orig, &listener).await,
+            Err(_) => return,
+        },
+    };
+    let conn = OutboundConn::new(remote, listener.outbound.unknown.clone(), orig);
     let stack = stack(Arc::new(conn), &listener.outbound);
     serve_http(
         &listener.builder,
-        tcp,
+        PrefixedIo::new(prefix, tcp),
         StackService::new(stack),
         &listener.shutdown,
         Some(listener.idle_timeout),
     )
     .await;
+}
+
+/// A redirected connection that is not HTTP: no route can name its
+/// destination, so `outbound.unknown` decides.
+async fn opaque(
+    tcp: TcpStream,
+    prefix: Bytes,
+    remote: SocketAddr,
+    orig: SocketAddr,
+    listener: &OutboundListener,
+) {
+    let metrics = &listener.outbound.telemetry.metrics;
+    if listener.unknown.action(orig) != UnknownAction::Passthrough {
+        metrics.unknown_destination("tcp", false);
+        tracing::warn!(target: "usher::audit", direction = "outbound", client = %remote, destination = %orig, reason = "no_route", "connection refused: not HTTP, and outbound.unknown refuses its destination");
+        return;
+    }
+    metrics.unknown_destination("tcp", true);
+    let start = std::time::Instant::now();
+    let upstream = match tokio::time::timeout(listener.connect_timeout, TcpStream::connect(orig))
+        .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(direction = "outbound", client = %remote, destination = %orig, error = %e, "passthrough: cannot connect");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(direction = "outbound", client = %remote, destination = %orig, "passthrough: connect timed out");
+            return;
+        }
+    };
+    let _ = upstream.set_nodelay(true);
+    let mut app = PrefixedIo::new(prefix, tcp);
+    let mut upstream = upstream;
+    let copied = tokio::select! {
+        r = tokio::io::copy_bidirectional(&mut app, &mut upstream) => r.ok(),
+        () = listener.shutdown.cancelled() => None,
+    };
+    let (sent, received) = copied.unwrap_or_default();
+    tracing::info!(target: "usher::access", direction = "outbound", protocol = "tcp", client = %remote, destination = %orig, bytes_sent = sent, bytes_received = received, duration_ms = start.elapsed().as_millis() as u64, "passthrough");
 }

@@ -5,6 +5,7 @@
 //! below labels the request with the route's peer, and a request without a
 //! route comes back up as its error, through the one error path.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -12,16 +13,20 @@ use http::Request;
 
 use super::routes::{Route, RouteTable};
 use crate::body::RequestBody;
+use crate::config::{UnknownAction, UnknownDestinations};
 use crate::headers;
 use crate::observe::ObservedRequest;
 use crate::respond::ProxyError;
 use crate::sanitize::Sanitizer;
-use crate::telemetry::Peer;
+use crate::telemetry::{Metrics, Peer};
 
 /// A request from the app, with the route it takes (or why none).
 pub struct OutboundRequest {
     pub route: Result<Arc<Route>, ProxyError>,
     pub http: Request<RequestBody>,
+    /// No route, on a redirected connection whose original destination
+    /// `outbound.unknown` passes through: sent there, as it came.
+    pub passthrough: Option<SocketAddr>,
 }
 
 impl ObservedRequest for OutboundRequest {
@@ -39,11 +44,34 @@ impl ObservedRequest for OutboundRequest {
 pub struct RouteLayer {
     routes: Arc<RouteTable>,
     sanitizer: Arc<Sanitizer>,
+    unknown: Arc<UnknownDestinations>,
+    metrics: Arc<Metrics>,
+    /// The connection's original destination, when it was redirected.
+    orig: Option<SocketAddr>,
 }
 
 impl RouteLayer {
-    pub fn new(routes: Arc<RouteTable>, sanitizer: Arc<Sanitizer>) -> Self {
-        RouteLayer { routes, sanitizer }
+    pub fn new(
+        routes: Arc<RouteTable>,
+        sanitizer: Arc<Sanitizer>,
+        unknown: Arc<UnknownDestinations>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        RouteLayer {
+            routes,
+            sanitizer,
+            unknown,
+            metrics,
+            orig: None,
+        }
+    }
+
+    /// The layer for one connection, redirected from `orig` or not.
+    pub fn for_connection(&self, orig: Option<SocketAddr>) -> RouteLayer {
+        RouteLayer {
+            orig,
+            ..self.clone()
+        }
     }
 }
 
@@ -52,8 +80,7 @@ impl<S> tower::Layer<S> for RouteLayer {
 
     fn layer(&self, inner: S) -> RouteRequest<S> {
         RouteRequest {
-            routes: self.routes.clone(),
-            sanitizer: self.sanitizer.clone(),
+            layer: self.clone(),
             inner,
         }
     }
@@ -61,8 +88,7 @@ impl<S> tower::Layer<S> for RouteLayer {
 
 #[derive(Clone)]
 pub struct RouteRequest<S> {
-    routes: Arc<RouteTable>,
-    sanitizer: Arc<Sanitizer>,
+    layer: RouteLayer,
     inner: S,
 }
 
@@ -70,7 +96,7 @@ impl<S> RouteRequest<S> {
     fn route(&self, req: &Request<RequestBody>) -> Result<Arc<Route>, ProxyError> {
         let authority = headers::authority(req).ok_or(ProxyError::MissingHost)?;
         let host = headers::host_of(authority);
-        match self.routes.get(host) {
+        match self.layer.routes.get(host) {
             Some(route) => Ok(route.clone()),
             None => {
                 let mut host: String = host.chars().take(253).collect();
@@ -96,10 +122,24 @@ where
     fn call(&mut self, mut http: Request<RequestBody>) -> S::Future {
         // The host is settled first, so the route is chosen by the one
         // host that goes on.
-        let route = match self.sanitizer.apply(&mut http) {
+        let route = match self.layer.sanitizer.apply(&mut http) {
             Ok(()) => self.route(&http),
             Err(refusal) => Err(ProxyError::Refused(refusal)),
         };
-        self.inner.call(OutboundRequest { route, http })
+        // No route on a redirected connection: `outbound.unknown` decides
+        // whether it goes on to where the app sent it.
+        let passthrough = match (&route, self.layer.orig) {
+            (Err(ProxyError::NoRoute { .. }), Some(orig)) => {
+                let passed = self.layer.unknown.action(orig) == UnknownAction::Passthrough;
+                self.layer.metrics.unknown_destination("http", passed);
+                passed.then_some(orig)
+            }
+            _ => None,
+        };
+        self.inner.call(OutboundRequest {
+            route,
+            http,
+            passthrough,
+        })
     }
 }

@@ -6,8 +6,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::future::Either;
-use http::uri::Scheme;
+use http::uri::{Authority, Scheme};
 use http::Response;
+use hyper_util::client::legacy::connect::HttpConnector;
 
 use super::connect::PeerConnector;
 use super::route::OutboundRequest;
@@ -20,11 +21,17 @@ use crate::respond::{ProxyBody, ProxyError};
 #[derive(Clone)]
 pub struct ToPeer {
     upstream: Upstream<PeerConnector>,
+    /// Plain HTTP to an original destination no route covers
+    /// (`outbound.unknown: passthrough`); keyed by that IP:port.
+    passthrough: Upstream<HttpConnector>,
 }
 
 impl ToPeer {
-    pub fn new(upstream: Upstream<PeerConnector>) -> ToPeer {
-        ToPeer { upstream }
+    pub fn new(upstream: Upstream<PeerConnector>, passthrough: Upstream<HttpConnector>) -> ToPeer {
+        ToPeer {
+            upstream,
+            passthrough,
+        }
     }
 }
 
@@ -38,7 +45,20 @@ impl tower::Service<OutboundRequest> for ToPeer {
     }
 
     fn call(&mut self, req: OutboundRequest) -> ToPeerFuture {
-        let OutboundRequest { route, mut http } = req;
+        let OutboundRequest {
+            route,
+            mut http,
+            passthrough,
+        } = req;
+        if let Some(orig) = passthrough {
+            // Outside the mesh: plain, to where the app sent it (an IP
+            // literal: no name is resolved).
+            if let Ok(authority) = Authority::try_from(orig.to_string()) {
+                return ToPeerFuture {
+                    inner: Either::Left(self.passthrough.forward(http, Scheme::HTTP, authority)),
+                };
+            }
+        }
         let route = match route {
             Ok(route) => route,
             // Refused or unrouted above: the error goes back up.

@@ -4,6 +4,7 @@
 //! `authentication:`, `rate_limit:` and the policy, and starts the accept
 //! loop.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rustls::ServerConfig;
@@ -15,9 +16,10 @@ use super::{Http, StartError};
 use crate::authn::Authn;
 use crate::authz::AuthzShared;
 use crate::config::Config;
+use crate::config::InboundModes;
 use crate::forward::Upstream;
 use crate::inbound::{
-    self, serve_inbound, AppConnector, Inbound, InboundListener, RateLimits, ToApp,
+    self, serve_inbound, AppConnector, AppTargets, Inbound, InboundListener, RateLimits, ToApp,
 };
 use crate::serve::{accept_loop, ConnectionLimit, Lifecycle};
 use crate::telemetry::{Direction, Telemetry};
@@ -47,6 +49,11 @@ impl InboundBuilder<'_> {
             } else {
                 config.inbound.trust_domains.clone()
             },
+            modes: InboundModes {
+                default: config.inbound.mode,
+                ports: config.inbound.port_modes.clone(),
+            },
+            detect_timeout: config.inbound.detect_timeout,
         });
         let refused = self.telemetry.metrics.clone();
         tokio::spawn(accept_loop(
@@ -68,7 +75,25 @@ impl InboundBuilder<'_> {
         let config = self.config;
         let metrics = &self.telemetry.metrics;
         let shutdown = &self.life.shutdown;
-        let app = AppConnector::new(config.inbound.app, config.inbound.app_connect_timeout);
+        // The path to one app address: its own connector and pool.
+        let tasks = self.life.tasks.clone();
+        let pool_metrics = metrics.clone();
+        let inbound = config.inbound.clone();
+        let make: Arc<dyn Fn(SocketAddr) -> ToApp + Send + Sync> = Arc::new(move |addr| {
+            let app = AppConnector::new(addr, inbound.app_connect_timeout);
+            ToApp::new(
+                addr,
+                Upstream::new(
+                    app.clone(),
+                    app,
+                    tasks.clone(),
+                    pool_metrics.clone(),
+                    Direction::Inbound,
+                ),
+                inbound.request_timeout,
+                inbound.app_protocol,
+            )
+        });
         let authn = match &config.authentication {
             Some(a) => {
                 let authn = Authn::load(a)?;
@@ -83,18 +108,7 @@ impl InboundBuilder<'_> {
             limits
         });
         Ok(Inbound {
-            to_app: ToApp::new(
-                config.inbound.app,
-                Upstream::new(
-                    app.clone(),
-                    app,
-                    self.life.tasks.clone(),
-                    metrics.clone(),
-                    Direction::Inbound,
-                ),
-                config.inbound.request_timeout,
-                config.inbound.app_protocol,
-            ),
+            apps: AppTargets::new(config.inbound.app, make(config.inbound.app), make),
             sanitizer: Arc::new(inbound::sanitizer(config)),
             max_request_body: config.inbound.max_request_body,
             rate_limits,

@@ -11,6 +11,8 @@ use crate::config::Config;
 pub(super) struct Listeners {
     pub inbound: TcpListener,
     pub outbound: TcpListener,
+    /// `outbound.listen_ipv6`, when set: the app's redirected IPv6 traffic.
+    pub outbound_ipv6: Option<TcpListener>,
     pub admin: TcpListener,
     pub addrs: BoundAddrs,
 }
@@ -19,10 +21,15 @@ impl Listeners {
     pub async fn bind(config: &Config) -> Result<Listeners, StartError> {
         let (inbound, inbound_addr) = bind("inbound.listen", config.inbound.listen).await?;
         let (outbound, outbound_addr) = bind("outbound.listen", config.outbound.listen).await?;
+        let outbound_ipv6 = match config.outbound.listen_ipv6 {
+            Some(addr) => Some(bind("outbound.listen_ipv6", addr).await?.0),
+            None => None,
+        };
         let (admin, admin_addr) = bind("admin.listen", config.admin.listen).await?;
         Ok(Listeners {
             inbound,
             outbound,
+            outbound_ipv6,
             admin,
             addrs: BoundAddrs {
                 inbound: inbound_addr,

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::net::TcpListener;
 
 use super::Http;
@@ -25,24 +26,34 @@ pub(super) struct OutboundBuilder<'a> {
 }
 
 impl OutboundBuilder<'_> {
-    pub fn spawn(self, listener: TcpListener) {
+    /// Serves `listener` (and `listener_ipv6`, the same way) until shutdown.
+    pub fn spawn(self, listener: TcpListener, listener_ipv6: Option<TcpListener>) {
+        let outbound = &self.config.outbound;
         let listen = Arc::new(OutboundListener {
             outbound: self.shared(),
             builder: self.http.builder.clone(),
             shutdown: self.life.shutdown.clone(),
             idle_timeout: self.http.limits.idle_timeout,
+            unknown: outbound.unknown.clone(),
+            detect_timeout: outbound.detect_timeout,
+            connect_timeout: outbound.connect_timeout,
         });
         let refused = self.telemetry.metrics.clone();
-        tokio::spawn(accept_loop(
-            listener,
-            "outbound",
-            self.life.clone(),
-            ConnectionLimit::new(
-                self.http.limits.max_connections,
-                Arc::new(move || refused.connection_refused(Direction::Outbound)),
-            ),
-            move |tcp, remote| serve_outbound(tcp, remote, listen.clone()),
-        ));
+        // One limit for both families: it bounds the app's connections.
+        let limit = ConnectionLimit::new(
+            self.http.limits.max_connections,
+            Arc::new(move || refused.connection_refused(Direction::Outbound)),
+        );
+        for listener in std::iter::once(listener).chain(listener_ipv6) {
+            let listen = listen.clone();
+            tokio::spawn(accept_loop(
+                listener,
+                "outbound",
+                self.life.clone(),
+                limit.clone(),
+                move |tcp, remote| serve_outbound(tcp, remote, listen.clone()),
+            ));
+        }
     }
 
     /// What every outbound connection's stack is built from.
@@ -60,15 +71,32 @@ impl OutboundBuilder<'_> {
         );
         let connector =
             |alpn| PeerConnector::new(self.routes.clone(), alpn, timeout, metrics.clone());
+        let mut plain = HttpConnector::new();
+        plain.set_connect_timeout(Some(timeout));
+        plain.set_nodelay(true);
         Outbound::new(
-            RouteLayer::new(self.routes.clone(), Arc::new(sanitizer)),
-            ToPeer::new(Upstream::new(
-                connector(Alpn::Http1),
-                connector(Alpn::H2),
-                self.life.tasks.clone(),
+            RouteLayer::new(
+                self.routes.clone(),
+                Arc::new(sanitizer),
+                Arc::new(outbound.unknown.clone()),
                 metrics.clone(),
-                Direction::Outbound,
-            )),
+            ),
+            ToPeer::new(
+                Upstream::new(
+                    connector(Alpn::Http1),
+                    connector(Alpn::H2),
+                    self.life.tasks.clone(),
+                    metrics.clone(),
+                    Direction::Outbound,
+                ),
+                Upstream::new(
+                    plain.clone(),
+                    plain,
+                    self.life.tasks.clone(),
+                    metrics.clone(),
+                    Direction::Outbound,
+                ),
+            ),
             self.telemetry.clone(),
         )
     }

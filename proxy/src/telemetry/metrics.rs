@@ -37,6 +37,9 @@ pub use format::Format;
 /// and of inbound callers past the label cap.
 pub const UNKNOWN_PEER: &str = "unknown";
 pub const OTHER_PEER: &str = "other";
+/// The peer label of plain-text inbound callers (`inbound.mode:
+/// permissive`): no identity. Their series also carry `tls="false"`.
+pub const PLAINTEXT_PEER: &str = "unauthenticated";
 
 /// Which side of the sidecar a request or connection is on.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -158,6 +161,10 @@ impl EncodeLabelSet for RequestLabels {
         if let Some(grpc) = self.outcome.grpc_status {
             ("grpc_status", grpc.0).encode(encoder.encode_label())?;
         }
+        // Only on plain-text callers' series: every other series is mTLS.
+        if &*self.peer == PLAINTEXT_PEER {
+            ("tls", "false").encode(encoder.encode_label())?;
+        }
         Ok(())
     }
 }
@@ -213,6 +220,14 @@ struct UpgradeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UnknownLabels {
+    /// `http` or `tcp`.
+    protocol: &'static str,
+    /// `passthrough` or `refused`.
+    action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -248,6 +263,7 @@ pub struct Metrics {
     rate_limited: Family<ScopeLabels, Counter>,
     connections_refused: Family<DirectionLabels, Counter>,
     upgrades: Family<UpgradeLabels, Counter>,
+    unknown_destinations: Family<UnknownLabels, Counter>,
     access_log_dropped: Counter,
     access_log_reported: AtomicU64,
     peers: PeerLabels,
@@ -361,6 +377,12 @@ impl Metrics {
             "Connections switched to another protocol (101) and spliced as opaque tunnels, by direction and protocol",
             upgrades.clone(),
         );
+        let unknown_destinations = Family::<UnknownLabels, Counter>::default();
+        registry.register(
+            "outbound_unknown_destinations",
+            "Redirected outbound connections (tcp) and requests (http) no route covers, passed through to their original destination or refused (outbound.unknown)",
+            unknown_destinations.clone(),
+        );
         let access_log_dropped = Counter::default();
         registry.register(
             "access_log_dropped",
@@ -407,6 +429,7 @@ impl Metrics {
             rate_limited,
             connections_refused,
             upgrades,
+            unknown_destinations,
             access_log_dropped,
             access_log_reported: AtomicU64::new(0),
             peers: PeerLabels::new(max_peer_labels),
@@ -509,6 +532,17 @@ impl Metrics {
             .get_or_create(&UpgradeLabels {
                 direction,
                 protocol: upgrade_protocol(offered, switched),
+            })
+            .inc();
+    }
+
+    /// A redirected connection or request no route covers: `protocol`
+    /// `http` or `tcp`, passed through or refused.
+    pub fn unknown_destination(&self, protocol: &'static str, passed: bool) {
+        self.unknown_destinations
+            .get_or_create(&UnknownLabels {
+                protocol,
+                action: if passed { "passthrough" } else { "refused" },
             })
             .inc();
     }

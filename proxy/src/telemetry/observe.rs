@@ -312,11 +312,18 @@ impl Inner {
             };
             let error = error_type.as_deref().unwrap_or("");
             let peer = &*self.peer.id;
+            let plaintext = &*self.peer.label == super::metrics::PLAINTEXT_PEER;
             let method = self.method.as_str();
             let ms = elapsed.as_secs_f64() * 1000.0;
             super::access_log::append(|buf| {
-                super::access_log::Line::start(buf)
-                    .str("direction", direction.as_str())
+                let line = super::access_log::Line::start(buf);
+                // Plain-text callers (permissive mode) are marked.
+                let line = if plaintext {
+                    line.num("tls", "false")
+                } else {
+                    line
+                };
+                line.str("direction", direction.as_str())
                     .str("method", method)
                     .str("authority", authority)
                     .str("path", path)
@@ -540,10 +547,12 @@ fn start_attributes<B>(
         }
     }
     attrs.push(KeyValue::new("usher.direction", direction.as_str()));
-    attrs.push(KeyValue::new(
-        "usher.peer.spiffe_id",
-        Value::String(StringValue::from(peer.id.clone())),
-    ));
+    if !peer.id.is_empty() {
+        attrs.push(KeyValue::new(
+            "usher.peer.spiffe_id",
+            Value::String(StringValue::from(peer.id.clone())),
+        ));
+    }
     attrs
 }
 

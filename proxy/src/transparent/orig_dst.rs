@@ -11,9 +11,15 @@ use socket2::SockRef;
 pub fn original_dst(stream: &tokio::net::TcpStream) -> Option<SocketAddr> {
     let local = stream.local_addr().ok()?;
     let sock = SockRef::from(stream);
-    let addr = match local {
-        SocketAddr::V4(_) => sock.original_dst_v4(),
-        SocketAddr::V6(_) => sock.original_dst_v6(),
+    // Conntrack knows the connection by its real family: an IPv4
+    // connection accepted on a dual-stack IPv6 socket (`[::]:15006`) is
+    // asked with the IPv4 option (the kernel hands SOL_IP on an IPv6 socket
+    // to IPv4's handler).
+    let v4 = canonical(local).is_ipv4();
+    let addr = if v4 {
+        sock.original_dst_v4()
+    } else {
+        sock.original_dst_v6()
     }
     .ok()?
     .as_socket()?;

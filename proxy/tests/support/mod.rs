@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod netns;
 pub mod otlp;
 pub mod process;
 pub mod raw;

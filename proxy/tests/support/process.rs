@@ -32,10 +32,17 @@ impl UsherProcess {
 
     /// [`UsherProcess::start`] with environment variables set.
     pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> UsherProcess {
-        let mut child = usher()
-            .args(["run", "--config"])
+        let mut cmd = usher();
+        cmd.args(["run", "--config"])
             .arg(config)
-            .envs(env.iter().copied())
+            .envs(env.iter().copied());
+        UsherProcess::spawn(cmd)
+    }
+
+    /// Runs `cmd` (an `usher run`, possibly wrapped, e.g. in `ip netns
+    /// exec`) and waits for its ready line.
+    pub fn spawn(mut cmd: Command) -> UsherProcess {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
