@@ -14,7 +14,7 @@
 //! * a JWS signed with RS256, ES256 or ES384 by a key of the issuer's JWKS
 //!   (`alg: none`, HMAC and every other algorithm are refused before any
 //!   key is looked at; a `kid` the set does not hold is refused);
-//! * `iss` equal to `--k8s-issuer` (when given), `aud` containing
+//! * `iss` equal to `--k8s-issuer` (required), `aud` containing
 //!   `--k8s-audience`, `exp`, `nbf` and `iat` present and in force with
 //!   [`DEFAULT_LEEWAY`] of clock skew;
 //! * `sub` = `system:serviceaccount:<NS>:<SA>`, and the `kubernetes.io`
@@ -273,8 +273,14 @@ impl K8sVerifier {
         }
         let mut bearer_origins = Vec::new();
         match (&cfg.issuer, &cfg.jwks) {
-            (None, None) => {
-                return Err("give --k8s-issuer (OIDC discovery) or --k8s-jwks, or both".to_owned())
+            // The issuer is always checked (`iss`): keys alone would accept
+            // a token of any issuer that shares them.
+            (None, _) => {
+                return Err(
+                    "give --k8s-issuer (the tokens' iss; its keys by OIDC discovery unless \
+                     --k8s-jwks names them)"
+                        .to_owned(),
+                )
             }
             (Some(issuer), None) => {
                 // Discovery: the issuer must be an https URL.

@@ -1029,6 +1029,16 @@ async fn bad_k8s_settings_stop_the_server_from_starting() {
     let dir = tempfile::tempdir().unwrap();
     let reason = k8s_error(start_ca(Some(K8sAuthConfig::new(None, None))).await);
     assert!(reason.contains("--k8s-issuer"), "{reason}");
+    // Keys without an issuer to check `iss` against: refused too.
+    let keys = tempfile::NamedTempFile::new().unwrap();
+    let reason = k8s_error(
+        start_ca(Some(K8sAuthConfig::new(
+            None,
+            Some(JwksSource::File(keys.path().to_path_buf())),
+        )))
+        .await,
+    );
+    assert!(reason.contains("--k8s-issuer"), "{reason}");
 
     let missing = dir.path().join("missing.json");
     let reason = k8s_error(start_ca(Some(k8s_config(JwksSource::File(missing)))).await);

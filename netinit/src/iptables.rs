@@ -18,6 +18,8 @@ pub(crate) fn restore(plan: &Plan, v4: bool) -> String {
     let _ = writeln!(s, ":{INBOUND} - [0:0]");
     let _ = writeln!(s, ":{OUTBOUND} - [0:0]");
     let _ = writeln!(s, "-A {INBOUND} -i lo -j RETURN");
+    // Only what is addressed to the pod (see nft.rs).
+    let _ = writeln!(s, "-A {INBOUND} -m addrtype ! --dst-type LOCAL -j RETURN");
     // multiport takes at most 15 ports.
     for chunk in plan.inbound_exempt_ports().chunks(15) {
         let _ = writeln!(

@@ -24,6 +24,10 @@ pub(crate) fn ruleset(plan: &Plan) -> String {
     s.push_str("\tchain prerouting {\n");
     s.push_str("\t\ttype nat hook prerouting priority -100; policy accept;\n");
     s.push_str("\t\tiifname \"lo\" return\n");
+    // Only what is addressed to the pod: a neighbour on the link can send
+    // a packet for any IP to this pod's MAC, and a redirected connection
+    // would make usher reach that IP from inside the pod.
+    s.push_str("\t\tfib daddr type != local return\n");
     let _ = writeln!(
         s,
         "\t\ttcp dport {{ {} }} return",
@@ -84,6 +88,7 @@ mod tests {
              \tchain prerouting {\n\
              \t\ttype nat hook prerouting priority -100; policy accept;\n\
              \t\tiifname \"lo\" return\n\
+             \t\tfib daddr type != local return\n\
              \t\ttcp dport { 15000, 15001, 15006 } return\n\
              \t\tmeta l4proto tcp redirect to :15006\n\
              \t}\n\

@@ -26,8 +26,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 mod service;
+mod splice;
 use service::WithTunnelSlot;
 pub use service::{NotReady, StackService};
+pub use splice::splice;
 
 /// Stop signal and the set of live connection tasks, shared by listeners.
 #[derive(Clone, Default)]
@@ -310,9 +312,9 @@ pub struct TunnelSlot {
 }
 
 /// Counts I/O operations that moved bytes, for the idle timeout.
-struct Activity<I> {
-    io: I,
-    ops: Arc<AtomicU64>,
+pub(crate) struct Activity<I> {
+    pub(crate) io: I,
+    pub(crate) ops: Arc<AtomicU64>,
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Activity<I> {

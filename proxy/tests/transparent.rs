@@ -9,7 +9,7 @@ mod support;
 
 use std::path::Path;
 
-use support::netns::{chown_tree, set_mode, Lab};
+use support::netns::{chown_tree, contains, set_mode, Lab};
 use support::process::UsherProcess;
 use support::{id, Pki};
 
@@ -38,7 +38,12 @@ fn identity(dir: &Path) -> String {
 /// Both sidecars up behind their rules; `b_inbound` is added to b's
 /// `inbound:` section, `a_unknown` is a's `outbound.unknown`.
 fn world(b_inbound: &str, a_unknown: &str) -> World {
-    let mut lab = Lab::new(&["a", "b", "ext"], include_str!("transparent/probe.py"));
+    // `victim`: a host outside the mesh that only `b` should never be made
+    // to reach on a neighbour's behalf.
+    let mut lab = Lab::new(
+        &["a", "b", "ext", "victim"],
+        include_str!("transparent/probe.py"),
+    );
     let pki = Pki::new();
     let (a_certs, b_certs) = (certs(&pki, "a"), certs(&pki, "b"));
     let b_ip = lab.ip4("b");
@@ -84,6 +89,7 @@ fn world(b_inbound: &str, a_unknown: &str) -> World {
     lab.serve("ext", APP, &["echo", "7000"]);
     lab.serve("ext", APP, &["echo", "7001"]);
     lab.serve("ext", APP, &["banner", "7002"]);
+    lab.serve("victim", APP, &["http", "7100"]);
     let b = lab.usher("b", PROXY, &b_config);
     let a = lab.usher("a", PROXY, &a_config);
     for host in ["a", "b"] {
@@ -109,10 +115,26 @@ fn mesh_traffic_is_captured_on_both_sides_and_reaches_the_port_dialled() {
     let xfcc = format!("By={};URI={}", id("b"), id("a"));
     // The app calls b's address as it would without a mesh: captured by a,
     // carried over mTLS, captured by b, handed to the app on that port with
-    // the caller's verified identity.
+    // the caller's verified identity. On the wire between the pods: TLS,
+    // never the request.
+    let capture = w.lab.capture("b", "tcp port 8080");
     assert_eq!(
-        get(&w, &b_ip, "8080", "b", "/hello"),
-        format!("200 port=8080 xfcc={xfcc} path=/hello")
+        get(&w, &b_ip, "8080", "b", "/secret-path-xyz"),
+        format!("200 port=8080 xfcc={xfcc} path=/secret-path-xyz")
+    );
+    let wire = capture.stop();
+    assert!(
+        contains(&wire, &[0x16, 0x03]),
+        "no TLS record captured ({} bytes)",
+        wire.len()
+    );
+    assert!(
+        !contains(&wire, b"secret-path-xyz"),
+        "the request crossed the wire in plain text"
+    );
+    assert!(
+        !contains(&wire, b"GET /"),
+        "the request line crossed the wire in plain text"
     );
     assert_eq!(
         get(&w, &b_ip, "9090", "b9090", "/x"),
@@ -251,4 +273,47 @@ fn loopback_only_services_stay_private() {
         via_mesh.starts_with("503 usher: the local service is unavailable"),
         "{via_mesh}"
     );
+}
+
+/// Attacks on the inbound side of a pod whose default is permissive and one
+/// port strict: a plain-text caller dialling the listener itself gets the
+/// strict port's mode (the port it is served); a neighbour that routes a
+/// packet for another host through the pod cannot make usher reach that
+/// host.
+#[test]
+fn neighbours_cannot_bypass_the_port_mode_or_use_the_pod_as_a_relay() {
+    let w = world(
+        "  mode: permissive\n  port_modes: {8080: strict}\n",
+        "refuse",
+    );
+    let b_ip = w.lab.ip4("b");
+    let ext = |ip: &str, port: &str| {
+        w.lab
+            .probe("ext", APP, &["get", ip, port, "b", "/public/x"])
+    };
+    assert_eq!(ext(&b_ip, "9090"), "200 port=9090 xfcc=- path=/public/x");
+    assert!(
+        ext(&b_ip, "8080").starts_with("error"),
+        "{}",
+        ext(&b_ip, "8080")
+    );
+    // Straight to the listener: served as inbound.app's port 8080: strict.
+    let direct = ext(&b_ip, "15006");
+    assert!(direct.starts_with("error"), "{direct}");
+    // The victim answers anyone directly...
+    let victim = w.lab.ip4("victim");
+    assert_eq!(ext(&victim, "7100"), "200 port=7100 xfcc=- path=/public/x");
+    // ...but a packet for it routed through b is not redirected to usher
+    // (not addressed to the pod), and b does not forward it.
+    let via = format!("{victim}/32");
+    let out = w
+        .lab
+        .exec("ext", "ip", &["route", "add", &via, "via", &b_ip]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let relayed = ext(&victim, "7100");
+    assert!(relayed.starts_with("error"), "{relayed}");
 }

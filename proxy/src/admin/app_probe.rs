@@ -12,7 +12,8 @@
 //! other local port or path.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, StatusCode};
@@ -37,9 +38,21 @@ pub struct ProbeTarget {
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
-/// The recorded probes, by `<container>/<probe>`.
+/// The recorded probes, by `<container>/<probe>`, and each one's last
+/// answer: within [`CACHE_FOR`] it is given again without asking the app,
+/// so that whoever reaches the admin port cannot turn it into a flood of
+/// requests to the app.
 #[derive(Clone, Debug, Default)]
-pub struct AppProbes(HashMap<String, ProbeTarget>);
+pub struct AppProbes {
+    targets: Arc<HashMap<String, ProbeTarget>>,
+    last: Arc<Mutex<HashMap<String, Answered>>>,
+}
+
+/// A probe's answer and when it was given.
+type Answered = (Instant, StatusCode, String);
+
+/// How long an app probe's answer is reused.
+const CACHE_FOR: Duration = Duration::from_secs(1);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,7 +113,10 @@ impl AppProbes {
                 },
             );
         }
-        Ok(AppProbes(out))
+        Ok(AppProbes {
+            targets: Arc::new(out),
+            last: Arc::default(),
+        })
     }
 
     /// From the environment (none: no probes).
@@ -113,27 +129,46 @@ impl AppProbes {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.targets.is_empty()
     }
 
     /// Answers `/app-probe/<key>`: the app's status for a recorded probe
     /// (2xx/3xx pass, as the kubelet reads them), 503 when the app cannot
     /// be reached, 404 for a probe nobody recorded.
     pub async fn answer(&self, key: &str) -> http::Response<ProxyBody> {
-        let Some(target) = self.0.get(key) else {
+        let Some(target) = self.targets.get(key) else {
             return text(StatusCode::NOT_FOUND, "no such app probe\n");
         };
-        match tokio::time::timeout(TIMEOUT, get(target)).await {
-            Ok(Ok(status)) => text(status, format!("app probe: {}\n", status.as_u16())),
-            Ok(Err(why)) => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("app probe failed: {why}\n"),
-            ),
-            Err(_) => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "app probe failed: no answer in time\n",
-            ),
-        }
+        let cached = self.lock().get(key).and_then(|(at, status, body)| {
+            (at.elapsed() < CACHE_FOR).then(|| (*status, body.clone()))
+        });
+        let (status, body) = match cached {
+            Some(answer) => answer,
+            None => {
+                let answer = match tokio::time::timeout(TIMEOUT, get(target)).await {
+                    Ok(Ok(status)) => (status, format!("app probe: {}\n", status.as_u16())),
+                    Ok(Err(why)) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("app probe failed: {why}\n"),
+                    ),
+                    Err(_) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "app probe failed: no answer in time\n".to_string(),
+                    ),
+                };
+                self.lock().insert(
+                    key.to_string(),
+                    (Instant::now(), answer.0, answer.1.clone()),
+                );
+                answer
+            }
+        };
+        text(status, body)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Answered>> {
+        // A panic while holding it leaves a map that is still sound.
+        self.last.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -148,13 +183,13 @@ async fn get(target: &ProbeTarget) -> Result<StatusCode, String> {
     tokio::spawn(conn);
     let mut req = Request::get(target.path.as_str())
         .header(http::header::HOST, format!("127.0.0.1:{}", target.port))
-        .header(http::header::USER_AGENT, "kube-probe (usher)");
-    for (name, value) in &target.headers {
-        req = req.header(name, value);
-    }
-    let req = req
+        .header(http::header::USER_AGENT, "kube-probe (usher)")
         .body(Empty::<Bytes>::new())
         .map_err(|_| "the recorded probe is not a valid request".to_string())?;
+    // A probe's own Host or User-Agent replaces usher's (one of each).
+    for (name, value) in &target.headers {
+        req.headers_mut().insert(name.clone(), value.clone());
+    }
     let resp = send
         .send_request(req)
         .await
@@ -175,8 +210,8 @@ mod tests {
                 "orders/readinessProbe": {"port": 8081}}"#,
         )
         .unwrap();
-        assert_eq!(ok.0["orders/readinessProbe"].path, "/");
-        assert_eq!(ok.0["orders/livenessProbe"].headers.len(), 1);
+        assert_eq!(ok.targets["orders/readinessProbe"].path, "/");
+        assert_eq!(ok.targets["orders/livenessProbe"].headers.len(), 1);
         for bad in [
             "[]",
             r#"{"a/b": {"port": 0}}"#,
@@ -217,7 +252,8 @@ mod tests {
         let dead_port = dead.local_addr().unwrap().port();
         drop(dead);
         let probes = AppProbes::parse(&format!(
-            r#"{{"app/livenessProbe": {{"port": {port}, "path": "/healthz", "headers": [{{"name": "x-probe", "value": "yes"}}]}},
+            r#"{{"app/livenessProbe": {{"port": {port}, "path": "/healthz", "headers": [{{"name": "x-probe", "value": "yes"}}, {{"name": "Host", "value": "app.local"}}]}},
+                "app/startupProbe": {{"port": {port}, "path": "/started"}},
                 "app/readinessProbe": {{"port": {dead_port}, "path": "/ready"}}}}"#
         ))
         .unwrap();
@@ -225,8 +261,13 @@ mod tests {
             probes.answer("app/livenessProbe").await.status(),
             StatusCode::OK
         );
+        // Asked again within a second: the same answer, the app not asked.
         assert_eq!(
             probes.answer("app/livenessProbe").await.status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            probes.answer("app/startupProbe").await.status(),
             StatusCode::INTERNAL_SERVER_ERROR
         );
         let heads = app.await.unwrap();
@@ -236,6 +277,19 @@ mod tests {
             heads[0]
         );
         assert!(heads[0].contains("x-probe: yes"), "{}", heads[0]);
+        // The probe's Host replaces usher's: one Host header.
+        assert_eq!(
+            heads[0].to_ascii_lowercase().matches("host:").count(),
+            1,
+            "{}",
+            heads[0]
+        );
+        assert!(heads[0].contains("app.local"), "{}", heads[0]);
+        assert!(
+            heads[1].starts_with("GET /started HTTP/1.1\r\n"),
+            "{}",
+            heads[1]
+        );
         let down = probes.answer("app/readinessProbe").await;
         assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
         let body = down.into_body().collect().await.unwrap().to_bytes();

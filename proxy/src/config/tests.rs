@@ -986,4 +986,17 @@ fn transparent_interception_keys() {
         &format!("{MINIMAL}outbound:\n  listen_ipv6: localhost\n"),
         "outbound.listen_ipv6",
     );
+    // Never reachable from outside the pod.
+    for (yaml, key) in [
+        ("  listen: 0.0.0.0:15001\n", "outbound.listen"),
+        ("  listen: 10.0.0.5:15001\n", "outbound.listen"),
+        ("  listen_ipv6: \"[::]:15001\"\n", "outbound.listen_ipv6"),
+        (
+            "  listen_ipv6: \"[fd00::5]:15001\"\n",
+            "outbound.listen_ipv6",
+        ),
+    ] {
+        let shown = error(&format!("{MINIMAL}outbound:\n{yaml}"), key);
+        assert!(shown.contains("loopback"), "{shown}");
+    }
 }

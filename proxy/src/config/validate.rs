@@ -40,6 +40,26 @@ impl Config {
                 ));
             }
         }
+        // The outbound listener sends what it gets on over mTLS with this
+        // workload's identity: reachable from outside the pod it would be
+        // an open door into the mesh (and `usher init-net` never redirects
+        // its port).
+        let outbound = std::iter::once(("outbound.listen", self.outbound.listen)).chain(
+            self.outbound
+                .listen_ipv6
+                .map(|a| ("outbound.listen_ipv6", a)),
+        );
+        for (key, addr) in outbound {
+            if !addr.ip().is_loopback() {
+                return Err(err(
+                    key.into(),
+                    format!(
+                        "{addr} is not a loopback address: the outbound listener must be reachable \
+                         only from inside the pod (127.0.0.1:15001, [::1]:15001)"
+                    ),
+                ));
+            }
+        }
         let listeners = [
             ("inbound.listen", self.inbound.listen),
             ("outbound.listen", self.outbound.listen),

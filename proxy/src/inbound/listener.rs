@@ -19,7 +19,7 @@ use usher_ca::SpiffeId;
 
 use bytes::Bytes;
 
-use super::{Inbound, InboundConn, ToApp};
+use super::{Inbound, InboundConn};
 use crate::config::{Config, InboundMode, InboundModes};
 use crate::connect::tls_failure_reason;
 use crate::identity;
@@ -27,7 +27,7 @@ use crate::sanitize::{Sanitizer, FORWARDED};
 use crate::serve::{serve_http, StackService};
 use crate::telemetry::Direction;
 use crate::transparent::detect::{detect, Protocol};
-use crate::transparent::orig_dst::original_dst as orig_dst;
+use crate::transparent::orig_dst::{canonical, original_dst as orig_dst};
 use crate::transparent::prefixed::PrefixedIo;
 
 /// How long a peer may take to complete the TLS handshake.
@@ -47,6 +47,9 @@ pub struct InboundListener {
     pub modes: InboundModes,
     /// Permissive mode: how long the first bytes may take.
     pub detect_timeout: Duration,
+    /// `inbound.app`'s port: the mode of connections made straight to the
+    /// listener.
+    pub app_port: u16,
 }
 
 /// An accepted connection, with the bytes protocol detection read.
@@ -92,12 +95,20 @@ pub fn sanitizer(config: &Config) -> Sanitizer {
 pub async fn serve_inbound(mut tcp: TcpStream, remote: SocketAddr, listener: Arc<InboundListener>) {
     let metrics = &listener.inbound.telemetry.metrics;
     let orig = orig_dst(&tcp);
-    let mode = listener.modes.for_port(orig.map(|o| o.port()));
-    let Some(to_app) = listener.inbound.apps.for_connection(orig) else {
-        metrics.connection_refused(Direction::Inbound);
-        tracing::warn!(target: "usher::audit", direction = "inbound", %remote, ?orig, "connection refused: too many app ports");
-        return;
-    };
+    // A redirected connection is for the port the caller dialled, on the
+    // address the redirect delivered it to — this pod's own. Never the IP
+    // the packet named: a neighbour on the link can address a packet to
+    // any IP (the metadata service, 127.0.0.1) through this pod, and usher
+    // would dial it.
+    let dest = orig.and_then(|o| {
+        let local = canonical(tcp.local_addr().ok()?);
+        Some(SocketAddr::new(local.ip(), o.port()))
+    });
+    // The mode of the port actually served: a connection straight to the
+    // listener (not redirected) is for `inbound.app`'s port.
+    let mode = listener
+        .modes
+        .for_port(Some(dest.map_or(listener.app_port, |d| d.port())));
     let (protocol, prefix) = if listener.modes.any_permissive() {
         match detect(&mut tcp, listener.detect_timeout).await {
             Ok(found) => found,
@@ -109,9 +120,9 @@ pub async fn serve_inbound(mut tcp: TcpStream, remote: SocketAddr, listener: Arc
     };
     let io = PrefixedIo::new(prefix, tcp);
     match (protocol, mode) {
-        (Protocol::Tls, _) => serve_tls(io, remote, &listener, to_app).await,
+        (Protocol::Tls, _) => serve_tls(io, remote, &listener, dest).await,
         (Protocol::Http1 | Protocol::H2c, InboundMode::Permissive) => {
-            serve_plaintext(io, remote, &listener, to_app).await
+            serve_plaintext(io, remote, &listener, dest).await
         }
         (Protocol::Http1 | Protocol::H2c, InboundMode::Strict) => {
             metrics.handshake_failed(Direction::Inbound, "plaintext");
@@ -125,7 +136,12 @@ pub async fn serve_inbound(mut tcp: TcpStream, remote: SocketAddr, listener: Arc
 }
 
 /// A mesh peer: mTLS, its SPIFFE ID from an accepted trust domain.
-async fn serve_tls(io: Io, remote: SocketAddr, listener: &Arc<InboundListener>, to_app: ToApp) {
+async fn serve_tls(
+    io: Io,
+    remote: SocketAddr,
+    listener: &Arc<InboundListener>,
+    dest: Option<SocketAddr>,
+) {
     let acceptor = &listener.acceptor;
     let metrics = &listener.inbound.telemetry.metrics;
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
@@ -158,7 +174,7 @@ async fn serve_tls(io: Io, remote: SocketAddr, listener: &Arc<InboundListener>, 
         return;
     }
     tracing::debug!(direction = "inbound", %remote, %peer, "peer connected");
-    serve_conn(tls, Some(peer), remote, listener, to_app).await;
+    serve_conn(tls, Some(peer), remote, listener, dest).await;
 }
 
 /// A plain-text caller where `inbound.mode` permits one: no identity.
@@ -166,10 +182,10 @@ async fn serve_plaintext(
     io: Io,
     remote: SocketAddr,
     listener: &Arc<InboundListener>,
-    to_app: ToApp,
+    dest: Option<SocketAddr>,
 ) {
     tracing::debug!(direction = "inbound", %remote, "plain-text caller connected (permissive)");
-    serve_conn(io, None, remote, listener, to_app).await;
+    serve_conn(io, None, remote, listener, dest).await;
 }
 
 /// HTTP on an accepted connection through its own stack.
@@ -178,10 +194,20 @@ async fn serve_conn<I>(
     peer: Option<SpiffeId>,
     remote: SocketAddr,
     listener: &Arc<InboundListener>,
-    to_app: ToApp,
+    dest: Option<SocketAddr>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    // Only an accepted caller makes a new app path (and its pool).
+    let Some(to_app) = listener.inbound.apps.for_connection(dest) else {
+        listener
+            .inbound
+            .telemetry
+            .metrics
+            .connection_refused(Direction::Inbound);
+        tracing::warn!(target: "usher::audit", direction = "inbound", %remote, ?dest, "connection refused: too many app ports");
+        return;
+    };
     let _open = listener
         .inbound
         .telemetry

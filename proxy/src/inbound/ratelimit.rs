@@ -208,7 +208,16 @@ where
     }
 
     fn call(&mut self, req: Request<RequestBody>) -> Self::Future {
-        let caller = &self.target.telemetry_peer().id;
+        let peer = self.target.telemetry_peer();
+        // A caller without an identity (plain text, permissive mode) is
+        // known by its address, so that one cannot drain the others' bucket.
+        let by_address: Arc<str>;
+        let caller = if peer.id.is_empty() {
+            by_address = Arc::from(peer.addr.map(|a| a.ip().to_string()).unwrap_or_default());
+            &by_address
+        } else {
+            &peer.id
+        };
         match self.limits.check(caller, req.uri().path()) {
             Ok(()) => Either::Right(self.inner.call(req)),
             Err(mut limited) => {

@@ -3,10 +3,11 @@
 //! Without interception every connection goes to `inbound.app`. When `usher
 //! init-net` redirected it, the caller dialled the pod on some port: the
 //! request goes to that port. The configured app port keeps the configured
-//! address (often loopback); any other port is reached at the address the
-//! caller dialled (the pod's own IP, as Istio does), not at loopback, so
-//! that a service the app binds to 127.0.0.1 only (a debug port) is not
-//! opened to the mesh by the redirect.
+//! address (often loopback); any other port is reached at the pod's own
+//! address the connection was delivered to (as Istio does), not at
+//! loopback, so that a service the app binds to 127.0.0.1 only (a debug
+//! port) is not opened to the mesh by the redirect. Paths are made only
+//! for accepted callers (after the handshake).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

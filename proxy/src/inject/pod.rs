@@ -112,10 +112,26 @@ pub(crate) fn inject(
         &spec_path,
         ADMIN_PORT,
     )?;
+    check_app_uids(spec_uids(pod), opts.proxy_uid, &spec_path)?;
     let annotations = annotations(pod);
     let get = |key: &str| annotations.get(key).cloned();
     let ann_path = |key: &str| format!("{path}metadata.annotations[\"{key}\"]");
-    let init_args = init_net_args(opts, &get, &ann_path, &rewritten.https_ports)?;
+    let skipped = get(ANNOTATION_SKIP_INBOUND_PORTS).unwrap_or_default();
+    for (port, field) in &rewritten.https_ports {
+        let listed = skipped.split(',').any(|p| p.trim() == port.to_string());
+        if !listed {
+            return Err(FieldError::new(
+                field.clone(),
+                format!(
+                    "HTTPS: usher cannot make an HTTPS probe for the kubelet, and port {port} is \
+                     captured; probe over HTTP or tcpSocket, or list {port} in \
+                     {ANNOTATION_SKIP_INBOUND_PORTS} to leave the port uncaptured (its callers then \
+                     bypass mTLS and the policy)"
+                ),
+            ));
+        }
+    }
+    let init_args = init_net_args(opts, &get, &ann_path)?;
     let log_level = match get(ANNOTATION_LOG_LEVEL) {
         Some(level) if valid_log_level(&level) => Some(level),
         Some(level) => {
@@ -209,7 +225,7 @@ pub(crate) fn inject(
     let mut volumes = vec![
         json!({"name": "usher-config", "configMap": {"name": config_map}}),
         json!({"name": "usher-token", "projected": {"sources": [{"serviceAccountToken": {
-            "audience": "usher-ca", "expirationSeconds": 3600, "path": "token"}}]}}),
+            "audience": "usher-ca", "expirationSeconds": 600, "path": "token"}}]}}),
         json!({"name": "usher-trust", "configMap": {"name": TRUST_CONFIG_MAP}}),
         json!({"name": "usher-run", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}),
     ];
@@ -331,7 +347,6 @@ fn init_net_args(
     opts: &InjectOptions,
     get: &dyn Fn(&str) -> Option<String>,
     ann_path: &dyn Fn(&str) -> String,
-    https_probe_ports: &[u16],
 ) -> Result<Vec<String>, FieldError> {
     let mut args = vec![
         "init-net".to_string(),
@@ -342,31 +357,17 @@ fn init_net_args(
         (ANNOTATION_SKIP_INBOUND_PORTS, "--skip-inbound-ports"),
         (ANNOTATION_SKIP_OUTBOUND_PORTS, "--skip-outbound-ports"),
     ] {
-        // HTTPS probes of the app reach it directly (see probes.rs).
-        let extra: &[u16] = if flag == "--skip-inbound-ports" {
-            https_probe_ports
-        } else {
-            &[]
-        };
-        let v = get(key);
-        if v.is_some() || !extra.is_empty() {
-            let v = v.unwrap_or_default();
+        if let Some(v) = get(key) {
             let listed: Result<Vec<u16>, _> = v
                 .split(',')
-                .filter(|p| !(p.trim().is_empty() && v.trim().is_empty()))
                 .map(|p| p.trim().parse::<u16>().ok().filter(|p| *p != 0).ok_or(p))
                 .collect();
-            let mut ports = listed.map_err(|bad| {
+            let ports = listed.map_err(|bad| {
                 FieldError::new(
                     ann_path(key),
                     format!("{bad:?} is not a port: expected ports 1-65535 separated by commas, e.g. \"22,9090\""),
                 )
             })?;
-            for p in extra {
-                if !ports.contains(p) {
-                    ports.push(*p);
-                }
-            }
             args.push(flag.into());
             args.push(join(&ports));
         }
@@ -457,5 +458,61 @@ fn mapping<'a>(
     match map.get_mut(key) {
         Some(Value::Mapping(m)) => m,
         _ => unreachable!("inserted above"),
+    }
+}
+
+/// `(field, runAsUser)` of the pod and of each of its containers.
+fn spec_uids(pod: &Value) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let Some(spec) = pod.get("spec") else {
+        return out;
+    };
+    if let Some(uid) = spec
+        .get("securityContext")
+        .and_then(|s| s.get("runAsUser"))
+        .and_then(Value::as_u64)
+    {
+        out.push(("securityContext.runAsUser".to_string(), uid));
+    }
+    for list in ["containers", "initContainers"] {
+        for (i, c) in spec
+            .get(list)
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if let Some(uid) = c
+                .get("securityContext")
+                .and_then(|s| s.get("runAsUser"))
+                .and_then(Value::as_u64)
+            {
+                out.push((format!("{list}[{i}].securityContext.runAsUser"), uid));
+            }
+        }
+    }
+    out
+}
+
+/// The app must not run as usher's UID: `usher init-net` lets that UID's
+/// traffic out unredirected (or usher would loop), so an app with it would
+/// bypass the mesh.
+fn check_app_uids(
+    uids: Vec<(String, u64)>,
+    proxy_uid: u32,
+    spec_path: &str,
+) -> Result<(), FieldError> {
+    match uids
+        .into_iter()
+        .find(|(_, uid)| *uid == u64::from(proxy_uid))
+    {
+        Some((field, uid)) => Err(FieldError::new(
+            format!("{spec_path}.{field}"),
+            format!(
+                "{uid} is usher's UID: traffic of that UID is not captured, so this app would \
+                 bypass the mesh; run it as another UID (or inject with another --proxy-uid)"
+            ),
+        )),
+        None => Ok(()),
     }
 }

@@ -6,8 +6,10 @@
 //! `GET :15000/app-probe/<container>/<probe>`, and the original target goes
 //! to the sidecar in `USHER_APP_PROBES`; usher makes the probe on loopback
 //! and returns the app's status (see `admin::app_probe`). HTTPS probes
-//! cannot be made that way without usher skipping certificate checks, so
-//! their ports are left uncaptured (`--skip-inbound-ports`) instead;
+//! cannot be made that way without usher skipping certificate checks: they
+//! are refused unless the operator leaves the port uncaptured
+//! (`usher.io/skip-inbound-ports`, which also lets every caller of that
+//! port past mTLS — a choice usher will not make silently);
 //! `tcpSocket` and `grpc` probes are left as they are (a TCP probe then
 //! checks that usher accepts connections).
 
@@ -27,8 +29,9 @@ pub(crate) struct Rewritten {
     pub targets: BTreeMap<String, serde_json::Value>,
     /// The original `httpGet`s, by `<container>/<probe>`, for uninject.
     pub originals: BTreeMap<String, serde_json::Value>,
-    /// Ports of HTTPS probes, to leave uncaptured.
-    pub https_ports: Vec<u16>,
+    /// Ports of HTTPS probes (and the probe's field), which usher cannot
+    /// make: allowed only where the operator left the port uncaptured.
+    pub https_ports: Vec<(u16, String)>,
 }
 
 /// Rewrites the HTTP probes of `spec.containers` (at `spec_path`).
@@ -67,7 +70,7 @@ pub(crate) fn rewrite(
             })?;
             let scheme = http.get("scheme").and_then(Value::as_str).unwrap_or("HTTP");
             if scheme.eq_ignore_ascii_case("HTTPS") {
-                out.https_ports.push(port);
+                out.https_ports.push((port, format!("{field}.scheme")));
                 continue;
             }
             if http.get("host").is_some() {

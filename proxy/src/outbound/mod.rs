@@ -35,7 +35,7 @@ use crate::body::RequestBody;
 use crate::config::{UnknownAction, UnknownDestinations};
 use crate::observe::{ObserveLayer, ObserveTarget};
 use crate::respond::ProxyBody;
-use crate::serve::{serve_http, ResetGuard, StackService};
+use crate::serve::{serve_http, splice, ResetGuard, StackService};
 use crate::target::{CancelGuard, TelemetryPeer};
 use crate::telemetry::metrics::UNKNOWN_PEER;
 use crate::telemetry::{Direction, ObservedBody, Peer, Telemetry};
@@ -216,12 +216,7 @@ async fn opaque(
         }
     };
     let _ = upstream.set_nodelay(true);
-    let mut app = PrefixedIo::new(prefix, tcp);
-    let mut upstream = upstream;
-    let copied = tokio::select! {
-        r = tokio::io::copy_bidirectional(&mut app, &mut upstream) => r.ok(),
-        () = listener.shutdown.cancelled() => None,
-    };
-    let (sent, received) = copied.unwrap_or_default();
+    let app = PrefixedIo::new(prefix, tcp);
+    let (sent, received) = splice(app, upstream, &listener.shutdown, listener.idle_timeout).await;
     tracing::info!(target: "usher::access", direction = "outbound", protocol = "tcp", client = %remote, destination = %orig, bytes_sent = sent, bytes_received = received, duration_ms = start.elapsed().as_millis() as u64, "passthrough");
 }

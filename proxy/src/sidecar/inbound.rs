@@ -54,6 +54,7 @@ impl InboundBuilder<'_> {
                 ports: config.inbound.port_modes.clone(),
             },
             detect_timeout: config.inbound.detect_timeout,
+            app_port: config.inbound.app.port(),
         });
         let refused = self.telemetry.metrics.clone();
         tokio::spawn(accept_loop(

@@ -45,14 +45,28 @@ pub fn classify(prefix: &[u8]) -> Option<Protocol> {
     if prefix[..n] == H2_PREFACE[..n] {
         return (n == H2_PREFACE.len()).then_some(Protocol::H2c);
     }
-    // An HTTP/1 method is a token (RFC 9110 tchar) followed by one space.
-    for (i, &b) in prefix.iter().enumerate() {
+    // A request line: a method (a token, RFC 9110 tchar), one space, and
+    // a request target that starts like one (`/path`, `*`, `http://...`).
+    // Text protocols that also start with a word and a space (Redis'
+    // inline `set k v`, memcached's `get k`) are not taken for HTTP. Empty
+    // lines before the request line are allowed (RFC 9112 §2.2).
+    let mut line = prefix;
+    while let Some(rest) = line.strip_prefix(b"\r\n") {
+        line = rest;
+    }
+    if line.is_empty() {
+        return None;
+    }
+    for (i, &b) in line.iter().enumerate() {
         if b == b' ' {
-            return Some(if i > 0 {
-                Protocol::Http1
-            } else {
-                Protocol::Opaque
-            });
+            if i == 0 {
+                return Some(Protocol::Opaque);
+            }
+            return match line.get(i + 1) {
+                None => None,
+                Some(b'/' | b'*' | b'h' | b'H') => Some(Protocol::Http1),
+                Some(_) => Some(Protocol::Opaque),
+            };
         }
         if !is_tchar(b) || i >= MAX_METHOD {
             return Some(Protocol::Opaque);
@@ -109,6 +123,18 @@ mod tests {
         assert_eq!(classify(b"GE"), None);
         assert_eq!(classify(b""), None);
         assert_eq!(classify(b" GET /"), Some(Protocol::Opaque));
+        // Text protocols that start with a word and a space.
+        assert_eq!(classify(b"set k v\r\n"), Some(Protocol::Opaque));
+        assert_eq!(classify(b"get k\r\n"), Some(Protocol::Opaque));
+        assert_eq!(classify(b"GET "), None);
+        assert_eq!(
+            classify(b"GET http://x/ HTTP/1.1\r\n"),
+            Some(Protocol::Http1)
+        );
+        assert_eq!(classify(b"OPTIONS * HTTP/1.1\r\n"), Some(Protocol::Http1));
+        // Empty lines before the request line.
+        assert_eq!(classify(b"\r\nGET / HTTP/1.1\r\n"), Some(Protocol::Http1));
+        assert_eq!(classify(b"\r\n"), None);
         // PostgreSQL's startup message, Redis' RESP, MQTT CONNECT.
         assert_eq!(
             classify(b"\x00\x00\x00\x08\x04\xd2\x16\x2f"),

@@ -28,7 +28,8 @@ pub fn original_dst(stream: &tokio::net::TcpStream) -> Option<SocketAddr> {
     (canonical(addr) != canonical(local)).then(|| canonical(addr))
 }
 
-fn canonical(addr: SocketAddr) -> SocketAddr {
+/// `addr` with an IPv4-mapped IPv6 address written as IPv4.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
     match addr {
         SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
             Some(v4) => SocketAddr::from((v4, v6.port())),

@@ -225,3 +225,84 @@ pub fn chown_tree(dir: &Path, uid: u32) {
         &["-R", &format!("{uid}:{uid}"), dir.to_str().unwrap()],
     );
 }
+
+/// The size of a pcap file's global header (no packet yet).
+const PCAP_HEADER: u64 = 24;
+
+/// A packet capture (tcpdump) running in a host's namespace.
+pub struct Capture {
+    child: Child,
+    file: PathBuf,
+}
+
+impl Lab {
+    /// The host's interface on the bridge.
+    pub fn iface(&self, host: &str) -> String {
+        format!("u{}h{}", self.id, self.index(host))
+    }
+
+    /// Starts `tcpdump` on `host`'s bridge interface (what crosses the wire
+    /// between hosts, not loopback) with `filter`; returns once it captures.
+    pub fn capture(&self, host: &str, filter: &str) -> Capture {
+        let file = self.dir.path().join(format!(
+            "{host}-{}.pcap",
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let iface = self.iface(host);
+        let mut args = vec![
+            "netns",
+            "exec",
+            self.ns(host),
+            "tcpdump",
+            "-Z",
+            "root",
+            "-i",
+            &iface,
+            "-U",
+            "-n",
+            "-w",
+        ];
+        let path = file.to_str().unwrap().to_string();
+        args.push(&path);
+        args.extend(filter.split(' '));
+        let mut child = Command::new("ip")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tcpdump (apt install tcpdump)");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("listening on") {
+            line.clear();
+        }
+        assert!(
+            line.contains("listening on"),
+            "tcpdump did not start: {line}"
+        );
+        Capture { child, file }
+    }
+}
+
+impl Capture {
+    /// Stops the capture (SIGINT: tcpdump writes what it has) and returns
+    /// the pcap file's bytes.
+    pub fn stop(mut self) -> Vec<u8> {
+        // Packets are written as they come (-U); wait (bounded) until some
+        // are in the file before stopping.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::metadata(&self.file).map_or(0, |m| m.len()) <= PCAP_HEADER
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::yield_now();
+        }
+        ok("kill", &["-INT", &self.child.id().to_string()]);
+        let _ = self.child.wait();
+        std::fs::read(&self.file).unwrap()
+    }
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
