@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The CA's Kubernetes manifests (deploy/ca/) against the real schemas
+# Every Kubernetes manifest in the repository (deploy/ca/, the examples, the
+# injector's golden outputs) against the real schemas
 # (kubernetes-validate --strict: unknown fields are errors) for the first
 # Kubernetes version with native sidecars on by default and the latest the
 # tool knows; every option the CA Deployment passes to `usher ca serve`
@@ -9,7 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-manifests=(deploy/ca/*.yaml)
+# The CA's manifests, the examples, and the injector's golden outputs.
+manifests=(deploy/ca/*.yaml examples/kubernetes/*.yaml proxy/src/inject/golden/*.out.yaml)
 for version in 1.29.0 1.37.0; do
     kubernetes-validate --strict --quiet -k "$version" "${manifests[@]}"
 done
