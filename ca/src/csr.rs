@@ -24,8 +24,9 @@ use x509_parser::cri_attributes::ParsedCriAttribute;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer as _;
 
+use crate::authority::{Ca, SignedLeaf};
 use crate::error::{crypto, CaError};
-use crate::issue::{Ca, LeafSpec, SignedLeaf};
+use crate::issue::LeafSpec;
 use crate::spiffe::{SpiffeId, SpiffeIdError};
 
 /// Largest CSR accepted, in PEM characters (a P-384 CSR is well under 1 KiB).

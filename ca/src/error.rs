@@ -7,8 +7,9 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::id_pattern::IdPatternError;
+use crate::layout::{CA_CERT_FILE, CA_KEY_FILE};
 use crate::spiffe::{CertIdentityError, SpiffeId, SpiffeIdError};
-use crate::store::{CA_CERT_FILE, CA_KEY_FILE};
 
 /// Everything that can go wrong creating, loading or using the CA.
 #[derive(Debug, thiserror::Error)]
@@ -286,7 +287,7 @@ pub enum CaError {
 
     /// A bootstrap-token pattern is not valid.
     #[error(transparent)]
-    InvalidPattern(#[from] crate::token::IdPatternError),
+    InvalidPattern(#[from] IdPatternError),
 }
 
 pub(crate) fn crypto(action: &'static str) -> impl FnOnce(rcgen::Error) -> CaError {

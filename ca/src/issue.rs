@@ -1,5 +1,5 @@
-//! The CA as a signer: [`Ca`] holds the CA certificate and key (loaded by
-//! [`crate::store`]) and signs X.509-SVIDs.
+//! The CA as a signer: how a [`Ca`] (made or loaded by [`crate::store`])
+//! signs X.509-SVIDs.
 //!
 //! There is one signing path, [`Ca::sign_leaf`]: it builds the whole leaf from
 //! the SPIFFE ID, the lifetime and the subject's public key alone. [`Ca::issue`]
@@ -8,69 +8,34 @@
 //! workload's private key never leaves the workload and nothing else a CSR
 //! asks for is ever copied into a certificate.
 
-use std::fmt;
 use std::net::IpAddr;
-use std::path::PathBuf;
-use std::sync::RwLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use rcgen::string::Ia5String;
 use rcgen::{
-    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose, PublicKeyData, SanType, SerialNumber, PKCS_ECDSA_P256_SHA256,
 };
 use rustls_pki_types::DnsName;
-use time::OffsetDateTime;
 
 use crate::encode::{hex, pem_encode, random_serial};
 use crate::error::crypto;
-pub use crate::error::CaError;
 use crate::spiffe::{SpiffeId, SpiffeIdError};
-pub use crate::store::{
-    init_ca, load_ca, write_issued, BUNDLE_FILE, CA_CERT_FILE, CA_KEY_FILE, LEAF_CERT_FILE,
-    LEAF_KEY_FILE,
-};
+use crate::validity::{offset_date_time, system_time, unix_secs};
+
+// What `usher_ca::issue` has always offered; each item lives in its own
+// module now (the CA in `authority`, the files in `layout` and `store`,
+// the clock slack in `validity`).
+pub use crate::authority::{Ca, IssuedCert, SignedLeaf};
+pub use crate::error::CaError;
+pub use crate::layout::{BUNDLE_FILE, CA_CERT_FILE, CA_KEY_FILE, LEAF_CERT_FILE, LEAF_KEY_FILE};
+pub use crate::store::{init_ca, load_ca, write_issued};
+pub use crate::validity::CLOCK_SKEW_SLACK;
 
 /// Default lifetime of an issued workload certificate (24 hours).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// Longest lifetime [`Ca::issue`] accepts (365 days).
 pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
-/// How far in the past `not_before` is set, to tolerate clock skew.
-pub const CLOCK_SKEW_SLACK: Duration = Duration::from_secs(60);
-
-/// A loaded (or freshly created) certificate authority for one trust domain:
-/// a root, an intermediate made by [`crate::init_intermediate`], or a CA
-/// imported from another PKI by [`crate::import_ca`].
-pub struct Ca {
-    pub(crate) trust_domain: String,
-    pub(crate) cert_pem: String,
-    pub(crate) cert_der: Vec<u8>,
-    /// The CA's notAfter, in Unix seconds; no leaf outlives it.
-    pub(crate) not_after: i64,
-    /// The CA certificate's pathLenConstraint, if any.
-    pub(crate) path_len: Option<u32>,
-    /// Whether the CA certificate is self-signed (a root).
-    pub(crate) self_signed: bool,
-    /// PEM certificates between the CA certificate and a root (`chain.pem`);
-    /// empty for a root or an intermediate directly below one.
-    pub(crate) chain_pem: String,
-    /// The CA directory, when loaded from one; [`Ca::reload_bundle`] re-reads
-    /// its `bundle.pem`.
-    pub(crate) dir: Option<PathBuf>,
-    /// The trusted roots handed to workloads, as last loaded.
-    pub(crate) bundle: RwLock<String>,
-    pub(crate) issuer: Issuer<'static, KeyPair>,
-}
-
-impl fmt::Debug for Ca {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ca")
-            .field("trust_domain", &self.trust_domain)
-            .field("self_signed", &self.self_signed)
-            .field("key", &"<redacted>")
-            .finish_non_exhaustive()
-    }
-}
 
 /// What to put in a workload certificate.
 #[derive(Clone, Debug)]
@@ -102,60 +67,6 @@ impl IssueRequest {
     }
 }
 
-/// A freshly issued workload certificate and its private key, PEM-encoded.
-#[derive(Clone)]
-pub struct IssuedCert {
-    /// The leaf certificate followed by the intermediates up to (not
-    /// including) the root.
-    pub cert_pem: String,
-    /// The leaf's PKCS#8 private key.
-    pub key_pem: String,
-    /// The trust bundle: the root CA certificate(s).
-    pub bundle_pem: String,
-    /// When the leaf expires (whole seconds, exactly as in the certificate).
-    pub not_after: SystemTime,
-    /// The leaf's serial number, lowercase hex.
-    pub serial_hex: String,
-}
-
-impl IssuedCert {
-    /// The trust bundle (the CA directory's `bundle.pem`: trusted roots).
-    pub fn bundle_pem(&self) -> &str {
-        &self.bundle_pem
-    }
-}
-
-impl fmt::Debug for IssuedCert {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IssuedCert")
-            .field("cert_pem", &self.cert_pem)
-            .field("key_pem", &"<redacted>")
-            .field("bundle_pem", &self.bundle_pem)
-            .field("not_after", &self.not_after)
-            .field("serial_hex", &self.serial_hex)
-            .finish()
-    }
-}
-
-/// A certificate signed for someone else's public key (from a CSR): there
-/// is no private key here, it stays with the workload.
-#[derive(Clone, Debug)]
-pub struct SignedLeaf {
-    /// The leaf certificate followed by the intermediates up to (not
-    /// including) the root, PEM.
-    pub cert_chain_pem: String,
-    /// The leaf alone, DER.
-    pub leaf_der: Vec<u8>,
-    /// The trust bundle: the root CA certificate(s), PEM.
-    pub bundle_pem: String,
-    /// Start of validity (whole seconds, exactly as in the certificate).
-    pub not_before: SystemTime,
-    /// End of validity (whole seconds, exactly as in the certificate).
-    pub not_after: SystemTime,
-    /// The leaf's serial number, lowercase hex.
-    pub serial_hex: String,
-}
-
 /// Everything [`Ca::sign_leaf`] puts into a leaf besides its public key.
 #[derive(Clone, Debug)]
 pub(crate) struct LeafSpec<'a> {
@@ -182,67 +93,6 @@ impl<'a> LeafSpec<'a> {
 }
 
 impl Ca {
-    /// The trust domain this CA issues for, e.g. `example.org`.
-    pub fn trust_domain(&self) -> &str {
-        &self.trust_domain
-    }
-
-    /// The CA certificate, PEM-encoded.
-    pub fn cert_pem(&self) -> &str {
-        &self.cert_pem
-    }
-
-    /// The CA certificate, DER-encoded.
-    pub fn cert_der(&self) -> &[u8] {
-        &self.cert_der
-    }
-
-    /// True if the CA certificate is self-signed (a root).
-    pub fn is_root(&self) -> bool {
-        self.self_signed
-    }
-
-    /// The certificates an issued leaf is followed by: the CA certificate
-    /// unless it is a root, then `chain.pem`. Empty for a root.
-    pub fn intermediates_pem(&self) -> String {
-        let mut out = String::new();
-        if !self.self_signed {
-            out.push_str(&self.cert_pem);
-        }
-        out.push_str(&self.chain_pem);
-        out
-    }
-
-    /// The trust bundle to give workloads (the roots), as last loaded; see
-    /// [`Ca::reload_bundle`].
-    pub fn bundle_pem(&self) -> String {
-        self.trust_bundle_pem()
-    }
-
-    /// The trust bundle to give workloads (the roots), as last loaded: from
-    /// `bundle.pem`, or the CA certificate itself for a root without one.
-    pub fn trust_bundle_pem(&self) -> String {
-        match self.bundle.read() {
-            Ok(b) => b.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    /// Re-reads `bundle.pem` from the CA directory (so an operator can add a
-    /// new root, or drop an old one, during a root rotation without a
-    /// restart) and returns it. On error the previous bundle is kept.
-    pub fn reload_bundle(&self) -> Result<String, CaError> {
-        let Some(dir) = &self.dir else {
-            return Ok(self.trust_bundle_pem());
-        };
-        let fresh = crate::store::read_bundle(dir, self)?;
-        match self.bundle.write() {
-            Ok(mut b) => b.clone_from(&fresh),
-            Err(poisoned) => poisoned.into_inner().clone_from(&fresh),
-        }
-        Ok(fresh)
-    }
-
     /// Issues an X.509-SVID for `req.spiffe_id` with a freshly generated
     /// ECDSA P-256 key.
     pub fn issue(&self, req: &IssueRequest) -> Result<IssuedCert, CaError> {
@@ -374,31 +224,6 @@ pub(crate) fn dns_san(name: &str) -> Result<Ia5String, CaError> {
         return Err(invalid());
     }
     Ia5String::try_from(name).map_err(|_| invalid())
-}
-
-/// Whole seconds since the Unix epoch (rounded down).
-/// `None` (an overflowed time computation) is out of range too.
-pub(crate) fn unix_secs(t: Option<SystemTime>) -> Result<i64, CaError> {
-    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .and_then(|d| i64::try_from(d.as_secs()).ok())
-        .ok_or_else(validity_out_of_range)
-}
-
-fn system_time(unix_secs: i64) -> Result<SystemTime, CaError> {
-    u64::try_from(unix_secs)
-        .ok()
-        .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s)))
-        .ok_or_else(validity_out_of_range)
-}
-
-pub(crate) fn offset_date_time(unix_secs: i64) -> Result<OffsetDateTime, CaError> {
-    OffsetDateTime::from_unix_timestamp(unix_secs).map_err(|_| validity_out_of_range())
-}
-
-pub(crate) fn validity_out_of_range() -> CaError {
-    CaError::InvalidValidity {
-        reason: "notBefore and notAfter must lie between the years 1970 and 9999",
-    }
 }
 
 #[cfg(test)]

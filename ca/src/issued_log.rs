@@ -12,10 +12,10 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::authority::SignedLeaf;
 use crate::encode::{hex, random_serial};
 use crate::error::CaError;
 use crate::files::{append_jsonl, read_jsonl};
-use crate::issue::SignedLeaf;
 use crate::spiffe::SpiffeId;
 
 /// File name of the issued log inside the CA directory.

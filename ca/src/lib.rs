@@ -15,18 +15,22 @@
 //!   issued-certificate log ([`IssuedLog`]), the HTTPS CA server
 //!   ([`CaServer`], `usher ca serve`) and its client ([`CaClient`]).
 
+mod authority;
 pub mod client;
 pub mod csr;
 mod encode;
 mod error;
 mod files;
+mod id_pattern;
 pub mod issue;
 pub mod issued_log;
 pub mod k8s;
+mod layout;
 pub mod server;
 pub mod spiffe;
 pub mod store;
 pub mod token;
+mod validity;
 mod wire;
 
 #[cfg(test)]

@@ -49,9 +49,10 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
+use crate::authority::{Ca, SignedLeaf};
 use crate::csr::CheckedCsr;
 use crate::error::CaError;
-use crate::issue::{Ca, SignedLeaf, DEFAULT_TTL, MAX_TTL};
+use crate::issue::{DEFAULT_TTL, MAX_TTL};
 use crate::issued_log::{IssuedHow, IssuedLog};
 use crate::k8s::{K8sAuthConfig, K8sVerifier};
 use crate::spiffe::{spiffe_id_from_cert_der, SpiffeId};

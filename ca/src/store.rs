@@ -30,34 +30,23 @@ use rcgen::{
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::authority::{Ca, IssuedCert};
 use crate::encode::{pem_certs, pem_chain, random_serial};
 use crate::error::{crypto, CaError};
 use crate::files::{
     create_dir, not_pem, read_error, read_limited, read_optional, read_required, refuse_existing,
     remove_if_exists, write_atomic,
 };
-use crate::issue::{offset_date_time, unix_secs, Ca, IssuedCert, CLOCK_SKEW_SLACK};
 use crate::spiffe::{spiffe_id_from_cert_der, CertIdentityError, SpiffeId};
+use crate::validity::{offset_date_time, unix_secs, CLOCK_SKEW_SLACK};
 
-/// File name of the CA certificate inside the CA directory.
-pub const CA_CERT_FILE: &str = "ca.pem";
-/// File name of the CA private key inside the CA directory.
-pub const CA_KEY_FILE: &str = "ca-key.pem";
-/// File name of the intermediates above `ca.pem` (root excluded).
-pub const CA_CHAIN_FILE: &str = "chain.pem";
-/// File name of the trusted roots inside the CA directory (the same name as
-/// the workload's [`BUNDLE_FILE`], and the same meaning).
-pub const CA_BUNDLE_FILE: &str = "bundle.pem";
-/// File name of an imported CA's trust domain (when its certificate has no
-/// SPIFFE ID to say it).
-pub const TRUST_DOMAIN_FILE: &str = "trust-domain";
+use bundle::{check_chain, read_bundle, set_bundle};
 
-/// File name of the leaf certificate chain written by [`write_issued`].
-pub const LEAF_CERT_FILE: &str = "cert.pem";
-/// File name of the leaf private key written by [`write_issued`].
-pub const LEAF_KEY_FILE: &str = "key.pem";
-/// File name of the trust bundle written by [`write_issued`].
-pub const BUNDLE_FILE: &str = "bundle.pem";
+// The file names, where `usher_ca::store` has always offered them.
+pub use crate::layout::{
+    BUNDLE_FILE, CA_BUNDLE_FILE, CA_CERT_FILE, CA_CHAIN_FILE, CA_KEY_FILE, LEAF_CERT_FILE,
+    LEAF_KEY_FILE, TRUST_DOMAIN_FILE,
+};
 
 /// Lifetime of a root created by [`init_ca`] (ten years, leap days included).
 const CA_VALIDITY: Duration = Duration::from_secs(3653 * 24 * 60 * 60);
@@ -360,46 +349,6 @@ fn read_trust_domain_file(td_path: &Path) -> Result<Option<String>, CaError> {
     }
 }
 
-/// Reads and checks `dir/bundle.pem` for `ca`: every block a certificate,
-/// and `ca` chaining to one of them. A root without the file is its own
-/// bundle.
-pub(crate) fn read_bundle(dir: &Path, ca: &Ca) -> Result<String, CaError> {
-    let bundle_path = dir.join(CA_BUNDLE_FILE);
-    let bundle = match read_optional(&bundle_path)? {
-        Some(bytes) => pem_chain(&pem_certs(&bytes, &bundle_path, false)?),
-        None if ca.self_signed => return Ok(ca.cert_pem.clone()),
-        None => return Err(CaError::Missing { path: bundle_path }),
-    };
-    let roots = pem_certs(bundle.as_bytes(), &bundle_path, false)?;
-    let chain = pem_certs(ca.chain_pem.as_bytes(), &dir.join(CA_CHAIN_FILE), true)?;
-    chains_to(&ca.cert_der, &chain, &roots).map_err(|reason| CaError::NotChained {
-        path: dir.join(CA_CERT_FILE),
-        bundle_path,
-        reason,
-    })?;
-    Ok(bundle)
-}
-
-fn set_bundle(ca: &Ca, bundle: String) {
-    match ca.bundle.write() {
-        Ok(mut b) => *b = bundle,
-        Err(poisoned) => *poisoned.into_inner() = bundle,
-    }
-}
-
-/// Checks that `ca` chains through its chain to its current bundle.
-fn check_chain(ca: &Ca, cert_path: &Path, bundle_path: &Path) -> Result<(), CaError> {
-    let bundle = ca.trust_bundle_pem();
-    let roots = pem_certs(bundle.as_bytes(), bundle_path, false)?;
-    let chain = pem_certs(ca.chain_pem.as_bytes(), bundle_path, true)?;
-    chains_to(&ca.cert_der, &chain, &roots).map_err(|reason| CaError::NotChained {
-        path: cert_path.to_owned(),
-        bundle_path: bundle_path.to_owned(),
-        reason,
-    })
-}
-
-/// Writes an issued certificate into `out` (created, mode 0700, if missing):
 /// `cert.pem` (0644), `key.pem` (0600) and `bundle.pem` (0644). Each file is
 /// replaced atomically, so a reader never sees a partly written file.
 pub fn write_issued(out: &Path, issued: &IssuedCert) -> Result<(), CaError> {
@@ -479,9 +428,8 @@ fn parse_key(bytes: &[u8], path: &Path) -> Result<KeyPair, CaError> {
     })
 }
 
+mod bundle;
 mod check;
-
-pub(crate) use check::chains_to;
 
 #[cfg(test)]
 mod tests;

@@ -4,10 +4,12 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
+use std::time::UNIX_EPOCH;
 
 use rcgen::BasicConstraints;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::CertificateDer;
+use time::OffsetDateTime;
 use x509_parser::prelude::FromDer as _;
 
 use crate::encode::{hex, pem_encode};

@@ -14,9 +14,9 @@ use serde::Serialize;
 
 use super::limit::retry_after_secs;
 use super::{Peer, State};
+use crate::authority::SignedLeaf;
 use crate::csr::{check_csr, check_csr_parts, CheckedCsr, CsrError};
 use crate::error::CaError;
-use crate::issue::SignedLeaf;
 use crate::issued_log::{rfc3339, IssuedHow};
 use crate::k8s::{K8sTokenError, K8sVerifier};
 use crate::spiffe::SpiffeId;

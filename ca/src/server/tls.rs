@@ -19,8 +19,9 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::sync::watch;
 
 use super::{CaServerError, State};
+use crate::authority::Ca;
 use crate::error::{crypto, CaError};
-use crate::issue::{Ca, LeafSpec};
+use crate::issue::LeafSpec;
 use crate::issued_log::IssuedHow;
 use crate::spiffe::SpiffeId;
 

@@ -12,9 +12,9 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer as _;
 
 use super::trust_domain_id;
+use crate::authority::Ca;
 use crate::encode::pem_encode;
 use crate::error::CaError;
-use crate::issue::Ca;
 use crate::spiffe::{spiffe_id_from_cert_der, CertIdentityError};
 
 fn parse_cert(der: &[u8]) -> Option<X509Certificate<'_>> {

@@ -3,6 +3,7 @@ use super::*;
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 
+use crate::spiffe::SpiffeIdError;
 use crate::test_support::TD;
 
 fn id(s: &str) -> SpiffeId {

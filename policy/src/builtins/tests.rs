@@ -4,10 +4,17 @@
 //! family (signed with aws-lc-rs directly, independently of the code under
 //! test).
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::range::bounded_range;
+use super::verify::unverified;
 use super::*;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::{hmac, signature as sig};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use x509_parser::prelude::FromDer as _;
+use x509_parser::x509::SubjectPublicKeyInfo;
 
 fn json(s: &str) -> Value {
     Value::from_json_str(s).unwrap()

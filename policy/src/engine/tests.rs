@@ -1,4 +1,7 @@
+use std::time::Instant;
+
 use super::*;
+use crate::input::RequestInput;
 use http::{HeaderMap, HeaderValue};
 use serde_json::json;
 

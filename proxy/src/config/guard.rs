@@ -22,6 +22,43 @@ pub struct AuthenticationConfig {
     pub max_token_bytes: usize,
 }
 
+impl AuthenticationConfig {
+    /// What `authentication:` must hold beyond its shape: the key at fault
+    /// and what was expected, for the first problem.
+    pub(super) fn check(&self) -> Result<(), (String, String)> {
+        if self.jwt.is_empty() {
+            return Err((
+                "authentication.jwt".into(),
+                "expected at least one issuer".into(),
+            ));
+        }
+        for (i, issuer) in self.jwt.iter().enumerate() {
+            if issuer.jwks_file.is_none() && issuer.jwks_url.is_none() {
+                return Err((
+                    format!("authentication.jwt[{i}]"),
+                    "expected jwks_file or jwks_url (where the issuer's public keys are)".into(),
+                ));
+            }
+            if issuer.from_headers.is_empty() {
+                return Err((
+                    format!("authentication.jwt[{i}].from_headers"),
+                    "expected at least one header".into(),
+                ));
+            }
+            if let Some(j) = self.jwt[..i].iter().position(|o| o.issuer == issuer.issuer) {
+                return Err((
+                    format!("authentication.jwt[{i}].issuer"),
+                    format!(
+                        "issuer {:?} is already configured by authentication.jwt[{j}]",
+                        issuer.issuer
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtIssuerConfig {
@@ -147,6 +184,28 @@ pub struct RateLimitConfig {
     /// Buckets idle this long are forgotten (memory stays bounded).
     #[serde(default = "idle_eviction", deserialize_with = "de::duration")]
     pub evict_after: Duration,
+}
+
+impl RateLimitConfig {
+    /// What `rate_limit:` must hold beyond its shape: the key at fault and
+    /// what was expected, for the first problem.
+    pub(super) fn check(&self) -> Result<(), (String, String)> {
+        for (i, route) in self.routes.iter().enumerate() {
+            if !route.path_prefix.starts_with('/') {
+                return Err((
+                    format!("rate_limit.routes[{i}].path_prefix"),
+                    format!(
+                        "expected a path prefix starting with /, got {:?}",
+                        route.path_prefix
+                    ),
+                ));
+            }
+        }
+        if self.per_caller.is_none() && self.routes.is_empty() {
+            return Err(("rate_limit".into(), "expected per_caller or routes".into()));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]

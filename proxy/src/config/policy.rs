@@ -38,6 +38,20 @@ pub struct PolicyConfig {
     pub watch: bool,
 }
 
+impl PolicyConfig {
+    /// What `policy:` must hold beyond its shape: the key at fault and what
+    /// was expected.
+    pub(super) fn check(&self) -> Result<(), (String, String)> {
+        if self.files.is_empty() {
+            return Err((
+                "policy.files".into(),
+                "expected at least one .rego file".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PolicyMode {

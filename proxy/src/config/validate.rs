@@ -1,6 +1,11 @@
 //! The checks a config must pass beyond its shape: they span keys (two
 //! listeners on one address, a route host given twice) or need a key's
-//! context (an empty issuer list). Every error names the key.
+//! context (an empty issuer list). Every error names the key. A check that
+//! concerns one section alone lives beside its type (`check` on
+//! [`AuthenticationConfig`](super::AuthenticationConfig),
+//! [`RateLimitConfig`](super::RateLimitConfig) and
+//! [`PolicyConfig`](super::PolicyConfig)); [`Config::validate`] runs them
+//! all, in a fixed order, and reports the first problem.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -78,67 +83,15 @@ impl Config {
                 ));
             }
         }
+        // The checks of one section, beside its type.
         if let Some(authn) = &self.authentication {
-            if authn.jwt.is_empty() {
-                return Err(err(
-                    "authentication.jwt".into(),
-                    "expected at least one issuer".into(),
-                ));
-            }
-            for (i, issuer) in authn.jwt.iter().enumerate() {
-                if issuer.jwks_file.is_none() && issuer.jwks_url.is_none() {
-                    return Err(err(
-                        format!("authentication.jwt[{i}]"),
-                        "expected jwks_file or jwks_url (where the issuer's public keys are)"
-                            .into(),
-                    ));
-                }
-                if issuer.from_headers.is_empty() {
-                    return Err(err(
-                        format!("authentication.jwt[{i}].from_headers"),
-                        "expected at least one header".into(),
-                    ));
-                }
-                if let Some(j) = authn.jwt[..i]
-                    .iter()
-                    .position(|o| o.issuer == issuer.issuer)
-                {
-                    return Err(err(
-                        format!("authentication.jwt[{i}].issuer"),
-                        format!(
-                            "issuer {:?} is already configured by authentication.jwt[{j}]",
-                            issuer.issuer
-                        ),
-                    ));
-                }
-            }
+            authn.check().map_err(|(key, message)| err(key, message))?;
         }
         if let Some(rl) = &self.rate_limit {
-            for (i, route) in rl.routes.iter().enumerate() {
-                if !route.path_prefix.starts_with('/') {
-                    return Err(err(
-                        format!("rate_limit.routes[{i}].path_prefix"),
-                        format!(
-                            "expected a path prefix starting with /, got {:?}",
-                            route.path_prefix
-                        ),
-                    ));
-                }
-            }
-            if rl.per_caller.is_none() && rl.routes.is_empty() {
-                return Err(err(
-                    "rate_limit".into(),
-                    "expected per_caller or routes".into(),
-                ));
-            }
+            rl.check().map_err(|(key, message)| err(key, message))?;
         }
         if let Some(policy) = &self.policy {
-            if policy.files.is_empty() {
-                return Err(err(
-                    "policy.files".into(),
-                    "expected at least one .rego file".into(),
-                ));
-            }
+            policy.check().map_err(|(key, message)| err(key, message))?;
         }
         if app_is_inbound_listener(self.inbound.app, self.inbound.listen) {
             return Err(err(

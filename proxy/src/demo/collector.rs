@@ -1,24 +1,10 @@
-//! The demo's tracing backend: a small OTLP/HTTP receiver (protobuf on
-//! `POST /v1/traces`, what an OpenTelemetry Collector accepts on 4318)
-//! that keeps the spans it gets, and a waterfall to show one trace.
+//! The demo's tracing backend: an OTLP/HTTP receiver (usher-otlp-sink's:
+//! protobuf on `POST /v1/traces`, what an OpenTelemetry Collector accepts
+//! on 4318) that keeps the spans it gets, and a waterfall to show one trace.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
-use prost::Message as _;
-use tokio::net::TcpListener;
+use usher_otlp_sink::{ReceivedSpan, Receiver, KIND_CLIENT, KIND_SERVER};
 
 /// One received span, reduced to what the waterfall shows.
 #[derive(Clone, Debug)]
@@ -37,108 +23,41 @@ pub struct DemoSpan {
 
 pub struct Collector {
     pub addr: SocketAddr,
-    spans: Arc<Mutex<Vec<DemoSpan>>>,
+    receiver: Receiver,
 }
-
-/// Export requests larger than this are refused.
-const MAX_EXPORT: usize = 4 * 1024 * 1024;
 
 impl Collector {
     pub async fn start() -> std::io::Result<Collector> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let collector = Collector {
-            addr: listener.local_addr()?,
-            spans: Arc::default(),
-        };
-        let spans = collector.spans.clone();
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let spans = spans.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| receive(req, spans.clone()));
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tcp), svc)
-                        .await;
-                });
-            }
-        });
-        Ok(collector)
+        let receiver = Receiver::http().await?;
+        Ok(Collector {
+            addr: receiver.addr(),
+            receiver,
+        })
     }
 
     pub fn spans(&self) -> Vec<DemoSpan> {
-        self.spans.lock().map(|s| s.clone()).unwrap_or_default()
+        self.receiver.spans().into_iter().map(demo_span).collect()
     }
 }
 
-async fn receive(
-    req: Request<Incoming>,
-    spans: Arc<Mutex<Vec<DemoSpan>>>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let reply = |status: StatusCode, body: Vec<u8>| {
-        let mut resp = Response::new(Full::new(Bytes::from(body)));
-        *resp.status_mut() = status;
-        resp
-    };
-    if req.method() != http::Method::POST || req.uri().path() != "/v1/traces" {
-        return Ok(reply(StatusCode::NOT_FOUND, Vec::new()));
+fn demo_span(span: ReceivedSpan) -> DemoSpan {
+    let attr = |key: &str| span.attr(key).unwrap_or_default().to_string();
+    DemoSpan {
+        kind: match span.kind {
+            KIND_SERVER => "SERVER",
+            KIND_CLIENT => "CLIENT",
+            _ => "INTERNAL",
+        },
+        path: attr("url.path"),
+        status: attr("http.response.status_code"),
+        service: span.service,
+        trace_id: span.trace_id,
+        span_id: span.span_id,
+        parent_span_id: span.parent_span_id,
+        name: span.name,
+        start_ns: span.start_ns,
+        end_ns: span.end_ns,
     }
-    let Ok(body) = Limited::new(req.into_body(), MAX_EXPORT).collect().await else {
-        return Ok(reply(StatusCode::PAYLOAD_TOO_LARGE, Vec::new()));
-    };
-    let Ok(export) = ExportTraceServiceRequest::decode(body.to_bytes()) else {
-        return Ok(reply(StatusCode::BAD_REQUEST, Vec::new()));
-    };
-    let mut got = Vec::new();
-    for rs in export.resource_spans {
-        let service = rs
-            .resource
-            .as_ref()
-            .and_then(|r| string_attr(&r.attributes, "service.name"))
-            .unwrap_or_default();
-        for span in rs.scope_spans.into_iter().flat_map(|s| s.spans) {
-            got.push(DemoSpan {
-                service: service.clone(),
-                trace_id: hex(&span.trace_id),
-                span_id: hex(&span.span_id),
-                parent_span_id: hex(&span.parent_span_id),
-                kind: match span.kind {
-                    2 => "SERVER",
-                    3 => "CLIENT",
-                    _ => "INTERNAL",
-                },
-                path: string_attr(&span.attributes, "url.path").unwrap_or_default(),
-                status: string_attr(&span.attributes, "http.response.status_code")
-                    .unwrap_or_default(),
-                name: span.name,
-                start_ns: span.start_time_unix_nano,
-                end_ns: span.end_time_unix_nano,
-            });
-        }
-    }
-    if let Ok(mut spans) = spans.lock() {
-        spans.extend(got);
-    }
-    Ok(reply(
-        StatusCode::OK,
-        ExportTraceServiceResponse::default().encode_to_vec(),
-    ))
-}
-
-fn string_attr(attrs: &[KeyValue], key: &str) -> Option<String> {
-    let v = attrs.iter().find(|kv| kv.key == key)?.value.as_ref()?;
-    match v.value.as_ref()? {
-        Value::StringValue(s) => Some(s.clone()),
-        Value::IntValue(i) => Some(i.to_string()),
-        _ => None,
-    }
-}
-
-fn hex(b: &[u8]) -> String {
-    use std::fmt::Write as _;
-    b.iter().fold(String::new(), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    })
 }
 
 /// The spans of one trace as lines of a waterfall: parents before their

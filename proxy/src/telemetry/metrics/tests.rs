@@ -1,3 +1,6 @@
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::requests::CACHE_ENTRIES;
 use super::*;
 
 fn parse(text: &str) -> prometheus_parse::Scrape {
