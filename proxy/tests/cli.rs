@@ -789,9 +789,23 @@ fn ca_serve_takes_service_account_tokens_and_a_state_dir() {
     let out = serve(&["--k8s-jwks", "http://kubernetes.default.svc/openid/v1/jwks"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("https"), "{}", stderr(&out));
-    // Keys that cannot be read: the CA does not start.
+    // Keys without the issuer whose tokens they sign: refused (`iss` is
+    // always checked).
     let missing = tmp.path().join("missing.json");
     let out = serve(&["--k8s-jwks", path_str(&missing)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("give --k8s-issuer"),
+        "{}",
+        stderr(&out)
+    );
+    // Keys that cannot be read: the CA does not start.
+    let out = serve(&[
+        "--k8s-issuer",
+        "https://kubernetes.default.svc.cluster.local",
+        "--k8s-jwks",
+        path_str(&missing),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("cannot read --k8s-jwks"),

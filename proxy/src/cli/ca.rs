@@ -76,7 +76,7 @@ usher ca serve --ca-dir /etc/usher-ca/issuing --state-dir /var/lib/usher-ca --al
 --k8s-api-token-file /var/run/secrets/kubernetes.io/serviceaccount/token\n\n\
 HTTPS (TLS 1.3). POST /v1/enrol (bootstrap token + CSR), POST /v1/renew (mutual TLS with the current\n\
 certificate + CSR), GET /v1/bundle. Private keys never cross the network: sidecars send CSRs.\n\
-With --k8s-issuer or --k8s-jwks, /v1/enrol also takes a Kubernetes projected service account token\n\
+With --k8s-issuer (its keys from --k8s-jwks or OIDC discovery), /v1/enrol also takes a Kubernetes projected service account token\n\
 (audience --k8s-audience) and issues spiffe://TD/ns/NS/sa/SA from it; bootstrap tokens keep working.\n\
 Every issued certificate is appended to STATE_DIR/issued.jsonl (default: CA_DIR)."
     )]
