@@ -3,15 +3,13 @@
 //! app on two ports and its sidecar), `ext` (outside the mesh) — with the
 //! rules installed by `usher init-net`, the sidecars as real `usher run`
 //! processes under their own UID, and apps and clients that know nothing
-//! about usher (tests/transparent/probe.py). Needs root (CI has it).
-
-mod support;
+//! about usher (transparent/probe.py). Needs root (CI has it).
 
 use std::path::Path;
 
-use support::netns::{chown_tree, set_mode, Lab};
-use support::process::UsherProcess;
-use support::{id, Pki};
+use crate::support::netns::{chown_tree, set_mode, Lab};
+use crate::support::process::UsherProcess;
+use crate::support::{id, Pki};
 
 const PROXY: u32 = 2020;
 const APP: u32 = 3030;

@@ -2,15 +2,17 @@
 //! OTLP receivers (gRPC and HTTP/protobuf), `/metrics` is read with a real
 //! Prometheus text parser.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use support::backend::Backend;
-use support::client::{self, read};
-use support::otlp::{ReceivedSpan, Receiver, KIND_CLIENT, KIND_SERVER, STATUS_ERROR, STATUS_UNSET};
-use support::{id, wait_until, Mesh};
+use crate::support::backend::Backend;
+use crate::support::client::{self, read};
+use crate::support::otlp::{
+    ReceivedSpan, Receiver, KIND_CLIENT, KIND_SERVER, STATUS_ERROR, STATUS_UNSET,
+};
+use crate::support::{assert_status, id, wait_until, Mesh};
 
 const POLICY: &str = r#"package usher.authz
 
@@ -72,13 +74,16 @@ async fn one_trace_across_both_hops_over_otlp_grpc() {
     let mesh = traced_mesh(app.addr, &rx.endpoint(), "grpc").await;
 
     // 200, no trace context from the app: usher starts the trace.
-    let (status, body) = send(
-        mesh.a.addrs.outbound,
-        "/headers?x=1",
-        &[("user-agent", "orders-app/1.0")],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    let body = assert_status(
+        send(
+            mesh.a.addrs.outbound,
+            "/headers?x=1",
+            &[("user-agent", "orders-app/1.0")],
+        )
+        .await,
+        200,
+        "GET /headers?x=1",
+    );
     let seen: HashMap<String, String> = serde_json::from_str(&body).unwrap();
     let (trace, app_parent, flags) = traceparent(&seen["traceparent"]);
     assert_eq!(flags, "01");
@@ -122,13 +127,16 @@ async fn one_trace_across_both_hops_over_otlp_grpc() {
     // 403 by b's policy, inside a trace the app started: it is continued.
     let app_trace = "0af7651916cd43dd8448eb211c80319c";
     let app_span = "b7ad6b7169203331";
-    let (status, _) = send(
-        mesh.a.addrs.outbound,
-        "/forbidden/thing",
-        &[("traceparent", &format!("00-{app_trace}-{app_span}-01"))],
-    )
-    .await;
-    assert_eq!(status, 403);
+    assert_status(
+        send(
+            mesh.a.addrs.outbound,
+            "/forbidden/thing",
+            &[("traceparent", &format!("00-{app_trace}-{app_span}-01"))],
+        )
+        .await,
+        403,
+        "GET /forbidden/thing",
+    );
     let spans = rx.wait_for_trace(app_trace, 2).await;
     let client = by_kind(&spans, KIND_CLIENT);
     let server = by_kind(&spans, KIND_SERVER);
@@ -156,13 +164,16 @@ async fn a_503_is_an_error_on_both_sides() {
     let dead_app = Backend::dead_addr().await;
     let mesh = traced_mesh(dead_app, &rx.endpoint(), "grpc").await;
     let trace = "11111111111111111111111111111111";
-    let (status, _) = send(
-        mesh.a.addrs.outbound,
-        "/anything",
-        &[("traceparent", &format!("00-{trace}-2222222222222222-01"))],
-    )
-    .await;
-    assert_eq!(status, 503);
+    assert_status(
+        send(
+            mesh.a.addrs.outbound,
+            "/anything",
+            &[("traceparent", &format!("00-{trace}-2222222222222222-01"))],
+        )
+        .await,
+        503,
+        "GET /anything",
+    );
     let spans = rx.wait_for_trace(trace, 2).await;
     let server = by_kind(&spans, KIND_SERVER);
     let client = by_kind(&spans, KIND_CLIENT);
@@ -177,13 +188,16 @@ async fn a_503_is_an_error_on_both_sides() {
     let b_inbound = mesh.b.addrs.inbound;
     mesh.b.shutdown(Duration::from_secs(1)).await;
     let _ = b_inbound;
-    let (status, _) = send(
-        mesh.a.addrs.outbound,
-        "/anything",
-        &[("traceparent", &format!("00-{trace}-2222222222222222-01"))],
-    )
-    .await;
-    assert_eq!(status, 503);
+    assert_status(
+        send(
+            mesh.a.addrs.outbound,
+            "/anything",
+            &[("traceparent", &format!("00-{trace}-2222222222222222-01"))],
+        )
+        .await,
+        503,
+        "GET /anything",
+    );
     let spans = rx.wait_for_trace(trace, 1).await;
     let client = by_kind(&spans, KIND_CLIENT);
     assert_eq!(client.status_code, STATUS_ERROR);
@@ -197,13 +211,16 @@ async fn b3_single_and_multi_contexts_are_continued() {
     let mesh = traced_mesh(app.addr, &rx.endpoint(), "grpc").await;
 
     let trace = "463ac35c9f6413ad48485a3953bb6124";
-    let (status, body) = send(
-        mesh.a.addrs.outbound,
-        "/headers",
-        &[("b3", &format!("{trace}-a2fb4a1d1a96d312-1"))],
-    )
-    .await;
-    assert_eq!(status, 200);
+    let body = assert_status(
+        send(
+            mesh.a.addrs.outbound,
+            "/headers",
+            &[("b3", &format!("{trace}-a2fb4a1d1a96d312-1"))],
+        )
+        .await,
+        200,
+        "GET /headers",
+    );
     let seen: HashMap<String, String> = serde_json::from_str(&body).unwrap();
     let spans = rx.wait_for_trace(trace, 2).await;
     let client = by_kind(&spans, KIND_CLIENT);
@@ -218,17 +235,20 @@ async fn b3_single_and_multi_contexts_are_continued() {
     );
 
     let trace = "80f198ee56343ba864fe8b2a57d3eff7";
-    let (status, body) = send(
-        mesh.a.addrs.outbound,
-        "/headers",
-        &[
-            ("x-b3-traceid", trace),
-            ("x-b3-spanid", "e457b5a2e4d86bd1"),
-            ("x-b3-sampled", "1"),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200);
+    let body = assert_status(
+        send(
+            mesh.a.addrs.outbound,
+            "/headers",
+            &[
+                ("x-b3-traceid", trace),
+                ("x-b3-spanid", "e457b5a2e4d86bd1"),
+                ("x-b3-sampled", "1"),
+            ],
+        )
+        .await,
+        200,
+        "GET /headers",
+    );
     let seen: HashMap<String, String> = serde_json::from_str(&body).unwrap();
     let spans = rx.wait_for_trace(trace, 2).await;
     let client = by_kind(&spans, KIND_CLIENT);
@@ -243,8 +263,11 @@ async fn one_trace_across_both_hops_over_otlp_http() {
     let app = Backend::start().await;
     let rx = Receiver::http().await;
     let mesh = traced_mesh(app.addr, &rx.endpoint(), "http").await;
-    let (status, body) = send(mesh.a.addrs.outbound, "/headers", &[]).await;
-    assert_eq!(status, 200);
+    let body = assert_status(
+        send(mesh.a.addrs.outbound, "/headers", &[]).await,
+        200,
+        "GET /headers",
+    );
     let seen: HashMap<String, String> = serde_json::from_str(&body).unwrap();
     let (trace, app_parent, _) = traceparent(&seen["traceparent"]);
     let spans = rx.wait_for_trace(&trace, 2).await;
@@ -269,21 +292,27 @@ async fn sampling_follows_the_ratio_and_the_parent() {
 
     // A new trace at ratio 0: not recorded anywhere, but the context still
     // flows (flags 00), so b follows a's decision.
-    let (status, body) = send(mesh.a.addrs.outbound, "/headers", &[]).await;
-    assert_eq!(status, 200);
+    let body = assert_status(
+        send(mesh.a.addrs.outbound, "/headers", &[]).await,
+        200,
+        "GET /headers",
+    );
     let seen: HashMap<String, String> = serde_json::from_str(&body).unwrap();
     let (unsampled, _, flags) = traceparent(&seen["traceparent"]);
     assert_eq!(flags, "00");
 
     // A sampled parent from the app is followed despite the ratio.
     let trace = "44444444444444444444444444444444";
-    let (status, _) = send(
-        mesh.a.addrs.outbound,
-        "/headers",
-        &[("traceparent", &format!("00-{trace}-5555555555555555-01"))],
-    )
-    .await;
-    assert_eq!(status, 200);
+    assert_status(
+        send(
+            mesh.a.addrs.outbound,
+            "/headers",
+            &[("traceparent", &format!("00-{trace}-5555555555555555-01"))],
+        )
+        .await,
+        200,
+        "GET /headers",
+    );
     rx.wait_for_trace(trace, 2).await;
     assert!(
         rx.spans().iter().all(|s| s.trace_id != unsampled),
@@ -294,8 +323,11 @@ async fn sampling_follows_the_ratio_and_the_parent() {
 /// `name{labels} value` lines of one sidecar's `/metrics`, parsed with
 /// the prometheus-parse crate.
 async fn scrape(admin: std::net::SocketAddr) -> prometheus_parse::Scrape {
-    let (status, body) = client::get1(admin, "admin", "/metrics").await;
-    assert_eq!(status, 200);
+    let body = assert_status(
+        client::get1(admin, "admin", "/metrics").await,
+        200,
+        "GET /metrics (Host: admin)",
+    );
     parse_text(&body)
 }
 
@@ -319,8 +351,7 @@ async fn get_metrics(admin: std::net::SocketAddr, accept: Option<&str>) -> (Stri
         .to_str()
         .unwrap()
         .to_owned();
-    let (status, body) = read(resp).await;
-    assert_eq!(status, 200);
+    let body = assert_status(read(resp).await, 200, "GET /metrics");
     (content_type, body)
 }
 
@@ -350,10 +381,18 @@ async fn metrics_count_what_was_sent() {
     )
     .await;
     for _ in 0..5 {
-        assert_eq!(send(mesh.a.addrs.outbound, "/headers", &[]).await.0, 200);
+        assert_status(
+            send(mesh.a.addrs.outbound, "/headers", &[]).await,
+            200,
+            "GET /headers",
+        );
     }
     for _ in 0..2 {
-        assert_eq!(send(mesh.a.addrs.outbound, "/forbidden", &[]).await.0, 403);
+        assert_status(
+            send(mesh.a.addrs.outbound, "/forbidden", &[]).await,
+            403,
+            "GET /forbidden",
+        );
     }
     let mut unrouted =
         client::h1::<http_body_util::Empty<bytes::Bytes>>(mesh.a.addrs.outbound).await;
@@ -366,7 +405,7 @@ async fn metrics_count_what_was_sent() {
         )
         .await
         .unwrap();
-    assert_eq!(read(resp).await.0, 404);
+    assert_status(read(resp).await, 404, "a request without a route");
     // A caller without a client certificate.
     let bundle = mesh.pki.dir.path().join("b-certs/bundle.pem");
     let bare = client::tls_client(&bundle, None, id("b"), b"http/1.1");
@@ -486,8 +525,16 @@ async fn inbound_peer_labels_are_capped() {
     let app = Backend::start().await;
     let mesh = Mesh::start_with(app.addr, &[], "telemetry:\n  max_peer_labels: 1\n").await;
     let c = mesh.client("c").await;
-    assert_eq!(send(mesh.a.addrs.outbound, "/headers", &[]).await.0, 200);
-    assert_eq!(send(c.addrs.outbound, "/headers", &[]).await.0, 200);
+    assert_status(
+        send(mesh.a.addrs.outbound, "/headers", &[]).await,
+        200,
+        "GET /headers",
+    );
+    assert_status(
+        send(c.addrs.outbound, "/headers", &[]).await,
+        200,
+        "GET /headers",
+    );
     let ok = wait_until(Duration::from_secs(5), || async {
         let s = scrape(mesh.b.addrs.admin).await;
         value(&s, "usher_requests_total", &[("direction", "inbound")]) == 2.0
@@ -512,7 +559,11 @@ async fn a_dead_collector_never_fails_requests_and_drops_are_counted() {
     let endpoint = format!("http://{dead}");
     let mesh = traced_mesh(app.addr, &endpoint, "grpc").await;
     for _ in 0..20 {
-        assert_eq!(send(mesh.a.addrs.outbound, "/headers", &[]).await.0, 200);
+        assert_status(
+            send(mesh.a.addrs.outbound, "/headers", &[]).await,
+            200,
+            "GET /headers",
+        );
     }
     let dropped = wait_until(Duration::from_secs(20), || async {
         let s = scrape(mesh.a.addrs.admin).await;
@@ -525,7 +576,11 @@ async fn a_dead_collector_never_fails_requests_and_drops_are_counted() {
     .await;
     assert!(dropped, "failed exports are counted as dropped spans");
     // Still serving.
-    assert_eq!(send(mesh.a.addrs.outbound, "/headers", &[]).await.0, 200);
+    assert_status(
+        send(mesh.a.addrs.outbound, "/headers", &[]).await,
+        200,
+        "GET /headers",
+    );
 }
 
 #[tokio::test]
@@ -541,7 +596,11 @@ async fn a_hung_collector_never_holds_requests_and_the_queue_drops() {
     // exporter stuck must all be answered.
     let all = tokio::time::timeout(Duration::from_secs(30), async {
         for _ in 0..60 {
-            assert_eq!(send(mesh.a.addrs.outbound, "/headers", &[]).await.0, 200);
+            assert_status(
+                send(mesh.a.addrs.outbound, "/headers", &[]).await,
+                200,
+                "GET /headers",
+            );
         }
     })
     .await;
@@ -581,7 +640,11 @@ async fn metrics_are_prometheus_text_or_openmetrics_by_accept() {
     let app = Backend::start().await;
     let mesh = Mesh::start(app.addr).await;
     for _ in 0..3 {
-        assert_eq!(send(mesh.a.addrs.outbound, "/headers", &[]).await.0, 200);
+        assert_status(
+            send(mesh.a.addrs.outbound, "/headers", &[]).await,
+            200,
+            "GET /headers",
+        );
     }
     let ok = wait_until(Duration::from_secs(5), || async {
         let s = scrape(mesh.b.addrs.admin).await;
@@ -833,7 +896,11 @@ async fn grpc_status_is_recorded_in_metrics_and_spans() {
         assert_eq!(grpc.as_deref(), code, "{method}: the caller's status");
     }
     // A plain HTTP request: no grpc_status label.
-    assert_eq!(send(mesh.a.addrs.outbound, "/plain", &[]).await.0, 200);
+    assert_status(
+        send(mesh.a.addrs.outbound, "/plain", &[]).await,
+        200,
+        "GET /plain",
+    );
 
     for (method, code, trace, client_error, server_error) in calls {
         let spans = rx.wait_for_trace(trace, 2).await;
@@ -951,8 +1018,11 @@ async fn spans_carry_the_attributes_the_http_and_resource_conventions_require() 
             .header("traceparent", format!("00-{trace}-2222222222222222-01"))
             .body(http_body_util::Empty::new())
             .unwrap();
-        let (status, body) = read(sender.send_request(req).await.unwrap()).await;
-        assert_eq!(status, 200, "{body}");
+        let body = assert_status(
+            read(sender.send_request(req).await.unwrap()).await,
+            200,
+            format_args!("GET {target} (Host: {host})"),
+        );
         let seen: HashMap<String, String> = serde_json::from_str(&body).unwrap();
         assert_eq!(seen[":path"], target, "the app gets the query unredacted");
         let got = rx.wait_for_trace(trace, 2).await;
@@ -1101,7 +1171,11 @@ async fn upgrades_are_counted_on_both_sidecars() {
     let app = upgrade_app().await;
     let mesh = Mesh::start(app).await;
     // Not an upgrade: not counted.
-    assert_eq!(send(mesh.a.addrs.outbound, "/plain", &[]).await.0, 200);
+    assert_status(
+        send(mesh.a.addrs.outbound, "/plain", &[]).await,
+        200,
+        "GET /plain",
+    );
 
     assert_eq!(
         upgrade(mesh.a.addrs.outbound, "/ws", "websocket").await,
@@ -1171,8 +1245,11 @@ async fn an_unreadable_body_has_an_error_type_on_both_sides() {
     // From a peer, straight to b's inbound listener.
     let trace = "44444444444444444444444444444444";
     let peer = support::raw::MeshPeer::new(&mesh.pki, "frontend", mesh.b.addrs.inbound);
-    let (status, body) = peer.h1(&bad_chunk(trace)).await;
-    assert_eq!(status, 400, "{body}");
+    assert_status(
+        peer.h1(&bad_chunk(trace)).await,
+        400,
+        "a malformed chunked body from a peer",
+    );
     let spans = rx.wait_for_trace(trace, 1).await;
     let server = by_kind(&spans, KIND_SERVER);
     assert_eq!(server.attr("http.response.status_code"), Some("400"));
@@ -1187,8 +1264,11 @@ async fn an_unreadable_body_has_an_error_type_on_both_sides() {
     tokio::io::AsyncWriteExt::write_all(&mut tcp, bad_chunk(trace).as_bytes())
         .await
         .unwrap();
-    let (status, body) = support::raw::read_response(&mut tcp).await;
-    assert_eq!(status, 400, "{body}");
+    assert_status(
+        support::raw::read_response(&mut tcp).await,
+        400,
+        "a malformed chunked body from the app",
+    );
     // b may have seen (and spanned) the start of the request too.
     let client_span = || {
         rx.spans()

@@ -1,18 +1,18 @@
 //! The `usher` binary as operators run it: separate processes, signals,
 //! memory measured from /proc.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
+use crate::support::backend::Backend;
+use crate::support::client::{get1, h1};
+use crate::support::process::UsherProcess;
+use crate::support::{assert_status, id, write_config, Pki, RouteSpec};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use support::backend::Backend;
-use support::client::{get1, h1};
-use support::process::UsherProcess;
-use support::{id, write_config, Pki, RouteSpec};
 
 /// b in front of `app`, a routing host "b" to b; both real processes.
 fn start_pair(pki: &Pki, app: std::net::SocketAddr, extra: &str) -> (UsherProcess, UsherProcess) {
@@ -329,7 +329,11 @@ async fn access_log_lines_and_the_log_filter_changed_at_run_time() {
         (StatusCode::OK, "usher::audit=info,debug\n".into())
     );
     // Debug lines now appear (a new peer connection is logged at debug).
-    assert_eq!(get1(a.outbound, "b", "/headers").await.0, StatusCode::OK);
+    assert_status(
+        get1(a.outbound, "b", "/headers").await,
+        StatusCode::OK,
+        "GET /headers (Host: b)",
+    );
     let debug = next_line(&b, |v| v["level"] == "DEBUG");
     assert!(debug["message"].is_string());
 
@@ -437,8 +441,11 @@ async fn audit_records_are_logged_even_with_the_log_level_off() {
 
 /// `GET /identity`: the serial of the certificate in use.
 async fn serial_in_use(admin: std::net::SocketAddr) -> String {
-    let (status, body) = get1(admin, "admin", "/identity").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = assert_status(
+        get1(admin, "admin", "/identity").await,
+        StatusCode::OK,
+        "GET /identity (Host: admin)",
+    );
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     v["certificate"]["serial"].as_str().unwrap().to_owned()
 }
@@ -534,8 +541,11 @@ async fn the_apps_probes_are_made_through_the_admin_listener() {
         p = app.addr.port()
     );
     let b = UsherProcess::start_with_env(&config, &[("USHER_APP_PROBES", &probes)]);
-    let (status, body) = get1(b.admin, "admin", "/app-probe/app/readinessProbe").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = assert_status(
+        get1(b.admin, "admin", "/app-probe/app/readinessProbe").await,
+        StatusCode::OK,
+        "GET /app-probe/app/readinessProbe (Host: admin)",
+    );
     assert_eq!(body, "app probe: 200\n");
     // The app's own answer comes back, whatever it is.
     let (status, body) = get1(b.admin, "admin", "/app-probe/app/startupProbe").await;

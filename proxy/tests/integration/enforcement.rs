@@ -6,16 +6,16 @@
 //!
 //! The policy under attack allows `frontend` (and `a`) on `/orders/` only.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::support::backend::Backend;
+use crate::support::client::tls_client;
+use crate::support::raw::{header_names, header_value, read_response, EchoApp, MeshPeer};
+use crate::support::{assert_status, id, start_sidecar, write_config_with, Mesh, Pki};
 use http::StatusCode;
-use support::backend::Backend;
-use support::client::tls_client;
-use support::raw::{header_names, header_value, read_response, EchoApp, MeshPeer};
-use support::{id, start_sidecar, write_config_with, Mesh, Pki};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -100,8 +100,11 @@ async fn h2c_upgrade_from_the_app_is_stripped_on_the_outbound_listener() {
     tcp.write_all(b"GET /orders/2 HTTP/1.1\r\nHost: b\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nConnection: Upgrade, HTTP2-Settings\r\n\r\n")
         .await
         .unwrap();
-    let (status, body) = read_response(&mut tcp).await;
-    assert_eq!(status, 200, "{body}");
+    let body = assert_status(
+        read_response(&mut tcp).await,
+        200,
+        "an h2c upgrade offer from the app",
+    );
     assert!(header_value(&body, "upgrade").is_none(), "{body}");
     assert!(header_value(&body, "http2-settings").is_none(), "{body}");
 }
@@ -111,18 +114,24 @@ async fn upgrades_that_are_not_configured_are_refused_and_the_policy_sees_the_ot
     let app = EchoApp::start().await;
     let mesh = guarded_mesh(app.addr, "").await;
     let peer = MeshPeer::new(&mesh.pki, "frontend", mesh.b.addrs.inbound);
-    let (status, body) = peer
-        .h1("GET /orders/1 HTTP/1.1\r\nHost: b\r\nUpgrade: tunnel/1\r\nConnection: upgrade\r\n\r\n")
-        .await;
-    assert_eq!(status, 403, "{body}");
+    let body = assert_status(
+        peer.h1(
+            "GET /orders/1 HTTP/1.1\r\nHost: b\r\nUpgrade: tunnel/1\r\nConnection: upgrade\r\n\r\n",
+        )
+        .await,
+        403,
+        "GET /orders/1",
+    );
     assert_eq!(
         body,
         "usher: the requested protocol upgrade is not allowed\n"
     );
-    let (status, _) = peer
-        .h1("CONNECT admin:443 HTTP/1.1\r\nHost: admin:443\r\n\r\n")
-        .await;
-    assert_eq!(status, 403, "CONNECT is refused");
+    assert_status(
+        peer.h1("CONNECT admin:443 HTTP/1.1\r\nHost: admin:443\r\n\r\n")
+            .await,
+        403,
+        "CONNECT is refused",
+    );
     assert!(
         app.heads().is_empty(),
         "nothing reached the app: {:?}",
@@ -140,10 +149,9 @@ async fn the_policy_can_deny_an_allowed_upgrade_by_its_header() {
         POLICY,
     )
     .await;
-    let (status, body) = peer
+    let body = assert_status(peer
         .h1("GET /orders/1 HTTP/1.1\r\nHost: b\r\nUpgrade: forbidden-proto\r\nConnection: upgrade\r\n\r\n")
-        .await;
-    assert_eq!(status, 403, "{body}");
+        .await, 403, "GET /orders/1");
     assert_eq!(body, "usher: request denied by policy\n");
     assert!(pki_app.heads().is_empty());
 }
@@ -153,10 +161,9 @@ async fn connection_header_cannot_remove_the_verified_identity() {
     let app = EchoApp::start().await;
     let mesh = guarded_mesh(app.addr, "").await;
     let peer = MeshPeer::new(&mesh.pki, "frontend", mesh.b.addrs.inbound);
-    let (status, body) = peer
+    let body = assert_status(peer
         .h1("GET /orders/1 HTTP/1.1\r\nHost: b\r\nConnection: x-forwarded-client-cert, close\r\n\r\n")
-        .await;
-    assert_eq!(status, 200, "{body}");
+        .await, 200, "GET /orders/1");
     assert_eq!(
         header_value(&body, "x-forwarded-client-cert"),
         Some(format!("By={};URI={}", id("b"), id("frontend")).as_str()),
@@ -170,12 +177,11 @@ async fn identity_and_forwarded_headers_are_removed_in_every_spelling() {
     let mesh = guarded_mesh(app.addr, "").await;
     let peer = MeshPeer::new(&mesh.pki, "frontend", mesh.b.addrs.inbound);
     let forged = format!("By={};URI={}", id("b"), id("admin"));
-    let (status, body) = peer
+    let body = assert_status(peer
         .h1(&format!(
             "GET /orders/1 HTTP/1.1\r\nHost: b\r\nx_forwarded_client_cert: {forged}\r\nX_Forwarded_Client_Cert: {forged}\r\nx-forwarded-client-cert: {forged}\r\nX-Forwarded-For: 10.0.0.1\r\nx_forwarded_for: 10.0.0.1\r\nX-Real-IP: 10.0.0.1\r\nx-forwarded-proto: http\r\nForwarded: for=10.0.0.1\r\nConnection: close\r\n\r\n"
         ))
-        .await;
-    assert_eq!(status, 200, "{body}");
+        .await, 200, "forged identity and forwarded headers");
     let names = header_names(&body);
     assert_eq!(
         names
@@ -204,10 +210,9 @@ async fn identity_and_forwarded_headers_are_removed_in_every_spelling() {
 async fn forwarded_headers_pass_when_trusted() {
     let app = EchoApp::start().await;
     let (_pki, _b, peer) = lone_b(app.addr, "  trust_forwarded_headers: true\n", "").await;
-    let (status, body) = peer
+    let body = assert_status(peer
         .h1("GET /x HTTP/1.1\r\nHost: b\r\nX-Forwarded-For: 10.0.0.1\r\nx_forwarded_client_cert: forged\r\nConnection: close\r\n\r\n")
-        .await;
-    assert_eq!(status, 200, "{body}");
+        .await, 200, "GET /x");
     assert_eq!(header_value(&body, "x-forwarded-for"), Some("10.0.0.1"));
     assert!(
         header_value(&body, "x_forwarded_client_cert").is_none(),
@@ -226,8 +231,11 @@ async fn identity_headers_in_every_spelling_over_http2() {
         .header("x_real_ip", "10.0.0.1")
         .body(())
         .unwrap();
-    let (status, body) = peer.h2(req).await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = assert_status(
+        peer.h2(req).await.unwrap(),
+        StatusCode::OK,
+        "identity headers over HTTP/2",
+    );
     let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(seen[":path"], "/headers/x", "{body}");
     assert_eq!(
@@ -259,12 +267,14 @@ async fn paths_are_normalised_before_the_policy_and_the_app_gets_that_path() {
         ("/orders/%zz", 400),
     ];
     for (path, want) in attacks {
-        let (status, body) = peer
-            .h1(&format!(
+        assert_status(
+            peer.h1(&format!(
                 "GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
             ))
-            .await;
-        assert_eq!(status, want, "{path}: {body}");
+            .await,
+            want,
+            path,
+        );
     }
     assert!(
         app.heads().is_empty(),
@@ -273,10 +283,12 @@ async fn paths_are_normalised_before_the_policy_and_the_app_gets_that_path() {
     );
 
     // Allowed after normalisation: the app gets the normal form.
-    let (status, body) = peer
-        .h1("GET /orders/./x/../%31?q=/../a HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let body = assert_status(
+        peer.h1("GET /orders/./x/../%31?q=/../a HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+            .await,
+        200,
+        "GET /orders/./x/../%31?q=/../a",
+    );
     assert!(
         body.starts_with("GET /orders/1?q=/../a HTTP/1.1\r\n"),
         "{body}"
@@ -294,11 +306,17 @@ async fn route_rate_limits_see_the_normalised_path() {
     .await;
     let peer = MeshPeer::new(&mesh.pki, "frontend", mesh.b.addrs.inbound);
     let get = |p: &str| format!("GET {p} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n");
-    let (status, _) = peer.h1(&get("/reports/x")).await;
-    assert_eq!(status, 200);
+    assert_status(
+        peer.h1(&get("/reports/x")).await,
+        200,
+        "GET /reports/x, the first in the bucket",
+    );
     for other in ["//reports/x", "/%72eports/x", "/x/../reports/x"] {
-        let (status, body) = peer.h1(&get(other)).await;
-        assert_eq!(status, 429, "{other} shares the /reports/ bucket: {body}");
+        assert_status(
+            peer.h1(&get(other)).await,
+            429,
+            format_args!("{other} shares the /reports/ bucket"),
+        );
     }
 }
 
@@ -311,10 +329,12 @@ async fn path_normalisation_can_be_relaxed_for_apps_that_need_raw_paths() {
         "",
     )
     .await;
-    let (status, body) = peer
-        .h1("GET //files/a%2fb/../c HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let body = assert_status(
+        peer.h1("GET //files/a%2fb/../c HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+            .await,
+        200,
+        "GET //files/a%2fb/../c",
+    );
     assert!(body.starts_with("GET //files/c HTTP/1.1\r\n"), "{body}");
 }
 
@@ -324,10 +344,9 @@ async fn the_policy_and_the_app_see_one_and_the_same_host() {
     let mesh = Mesh::start(app.addr).await;
     let peer = MeshPeer::new(&mesh.pki, "frontend", mesh.b.addrs.inbound);
     // Absolute form: the target's authority replaces Host.
-    let (status, body) = peer
+    let body = assert_status(peer
         .h1("GET http://public.orders/x HTTP/1.1\r\nHost: admin.orders\r\nConnection: close\r\n\r\n")
-        .await;
-    assert_eq!(status, 200, "{body}");
+        .await, 200, "GET http://public.orders/x");
     let hosts: Vec<_> = header_names(&body)
         .into_iter()
         .filter(|n| n == "host")
@@ -371,8 +390,11 @@ async fn http2_authority_reaches_the_app_alone() {
         .header("content-type", "application/grpc")
         .body(())
         .unwrap();
-    let (status, body) = peer.h2(req).await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = assert_status(
+        peer.h2(req).await.unwrap(),
+        StatusCode::OK,
+        "HTTP/2 to a gRPC app",
+    );
     let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(seen[":version"], "HTTP/2.0", "{body}");
     assert!(
@@ -384,8 +406,11 @@ async fn http2_authority_reaches_the_app_alone() {
         .header("host", "public.orders")
         .body(())
         .unwrap();
-    let (status, body) = peer.h2(req).await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = assert_status(
+        peer.h2(req).await.unwrap(),
+        StatusCode::OK,
+        "HTTP/2 to an HTTP/1.1 app",
+    );
     let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(seen[":version"], "HTTP/1.1", "{body}");
     assert_eq!(seen["host"], "public.orders", "{body}");
@@ -503,12 +528,14 @@ async fn made_up_hosts_do_not_open_a_connection_each() {
         let req = http::Request::get(format!("https://h{i}.example/headers"))
             .body(())
             .unwrap();
-        let (status, body) = peer.h2(req).await.unwrap();
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let (status, _) = peer
+        assert_status(
+            peer.h2(req).await.unwrap(),
+            StatusCode::OK,
+            format_args!("HTTP/2 to h{i}.example"),
+        );
+        assert_status(peer
             .h1(&format!("GET http://abs{i}.example/headers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
-            .await;
-        assert_eq!(status, 200);
+            .await, 200, format_args!("HTTP/1.1 to abs{i}.example"));
     }
     let to_app = app.accepted.load(std::sync::atomic::Ordering::SeqCst);
     assert!(
@@ -528,8 +555,11 @@ async fn made_up_hosts_do_not_open_a_connection_each() {
         )
         .await
         .unwrap();
-        let (status, body) = read_response(&mut tcp).await;
-        assert_eq!(status, 200, "{body}");
+        assert_status(
+            read_response(&mut tcp).await,
+            200,
+            format_args!("GET http://b:{}/headers", 1000 + i),
+        );
     }
     let metrics = support::client::get1(mesh.b.addrs.admin, "admin", "/metrics")
         .await

@@ -1,18 +1,16 @@
 //! Rego authorization through the real sidecar pair: policies written to
 //! disk, loaded by `usher.yaml`, evaluated by regorus on every request.
 
-mod support;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::backend::Backend;
+use crate::support::client::{get1, h1, read};
+use crate::support::{assert_status, id, replace_file, wait_until, Mesh};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
-use support::backend::Backend;
-use support::client::{get1, h1, read};
-use support::{id, replace_file, wait_until, Mesh};
 
 const POLICY: &str = "policy:\n  files: [authz.rego]\n";
 
@@ -21,8 +19,11 @@ fn json(body: &str) -> serde_json::Value {
 }
 
 async fn admin_policy(mesh: &Mesh) -> serde_json::Value {
-    let (status, body) = get1(mesh.b.addrs.admin, "admin", "/policy").await;
-    assert_eq!(status, StatusCode::OK);
+    let body = assert_status(
+        get1(mesh.b.addrs.admin, "admin", "/policy").await,
+        StatusCode::OK,
+        "GET /policy (Host: admin)",
+    );
     json(&body)
 }
 
@@ -58,12 +59,18 @@ async fn allow_list_by_spiffe_id() {
     );
     let app = Backend::start().await;
     let mesh = Mesh::start_with(app.addr, &[("authz.rego", &policy)], POLICY).await;
-    let (status, body) = get1(mesh.a.addrs.outbound, "b", "/headers").await;
-    assert_eq!(status, StatusCode::OK, "a is on the list: {body}");
+    assert_status(
+        get1(mesh.a.addrs.outbound, "b", "/headers").await,
+        StatusCode::OK,
+        "a is on the list",
+    );
 
     let c = mesh.client("c").await;
-    let (status, body) = get1(c.addrs.outbound, "b", "/hold").await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "c is not: {body}");
+    let body = assert_status(
+        get1(c.addrs.outbound, "b", "/hold").await,
+        StatusCode::FORBIDDEN,
+        "c is not",
+    );
     assert_eq!(body, "usher: request denied by policy\n");
     assert_eq!(
         app.held.available_permits(),
@@ -211,8 +218,11 @@ decision := {"allowed": "yes"} if input.attributes.request.http.path == "/string
     let config = format!("{POLICY}  query: data.usher.authz.decision\n");
     let app = Backend::start().await;
     let mesh = Mesh::start_with(app.addr, &[("authz.rego", policy)], &config).await;
-    let (status, body) = get1(mesh.a.addrs.outbound, "b", "/string").await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    let body = assert_status(
+        get1(mesh.a.addrs.outbound, "b", "/string").await,
+        StatusCode::FORBIDDEN,
+        "GET /string (Host: b)",
+    );
     assert!(
         !body.contains("boolean"),
         "the reason is logged, not sent: {body}"
@@ -385,11 +395,19 @@ allow if {
     let mesh = Mesh::start_with(app.addr, &[("authz.rego", policy)], &config).await;
     let out = mesh.a.addrs.outbound;
     let started = std::time::Instant::now();
-    assert_eq!(get1(out, "b", "/loop").await.0, StatusCode::FORBIDDEN);
+    assert_status(
+        get1(out, "b", "/loop").await,
+        StatusCode::FORBIDDEN,
+        "GET /loop (Host: b)",
+    );
     // Bounded: not a speed assertion, only that the 50 ms limit (not the
     // hundred million iterations) ended it.
     assert!(started.elapsed() < Duration::from_secs(20));
-    assert_eq!(get1(out, "b", "/headers").await.0, StatusCode::OK);
+    assert_status(
+        get1(out, "b", "/headers").await,
+        StatusCode::OK,
+        "GET /headers (Host: b)",
+    );
     assert_eq!(
         get1(mesh.b.addrs.admin, "admin", "/live").await.0,
         StatusCode::OK
@@ -634,8 +652,11 @@ async fn a_decision_object_built_rule_by_rule_decides_and_sets_headers() {
         "policy:\n  files: [authz.rego]\n  query: data.envoy.authz.result\n",
     )
     .await;
-    let (status, body) = get1(mesh.a.addrs.outbound, "b", "/headers").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = assert_status(
+        get1(mesh.a.addrs.outbound, "b", "/headers").await,
+        StatusCode::OK,
+        "GET /headers (Host: b)",
+    );
     assert_eq!(json(&body)["x-ext-auth-allow"], "yes", "{body}");
     let c = mesh.client("c").await;
     assert_eq!(

@@ -223,17 +223,6 @@ impl Receiver {
         assert!(ok, "expected {n} spans of trace {trace_id}, got {spans:#?}");
         spans
     }
-
-    /// Waits until at least `n` spans have arrived in all.
-    pub async fn wait_for_spans(&self, n: usize) -> Vec<ReceivedSpan> {
-        let ok = super::wait_until(Duration::from_secs(15), || async {
-            self.spans().len() >= n
-        })
-        .await;
-        let spans = self.spans();
-        assert!(ok, "expected {n} spans, got {spans:#?}");
-        spans
-    }
 }
 
 async fn http_export(req: Request<Incoming>, store: Store) -> Response<Full<Bytes>> {

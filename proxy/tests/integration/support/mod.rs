@@ -1,6 +1,5 @@
 //! Test support: a throw-away CA, real sidecars on ephemeral loopback ports,
 //! a real backend app and real HTTP clients. No mocks.
-#![allow(dead_code)]
 
 pub mod backend;
 pub mod client;
@@ -213,6 +212,23 @@ pub fn replace_file(path: &Path, contents: &str) {
     let tmp = path.with_extension("tmp-write");
     std::fs::write(&tmp, contents).unwrap();
     std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Asserts that `answer`, a `(status, body)` as the clients here return it,
+/// has the status `want`; on failure the message says what was asked
+/// (`context`) and shows the body. Returns the body.
+#[track_caller]
+pub fn assert_status<S, W>(answer: (S, String), want: W, context: impl std::fmt::Display) -> String
+where
+    S: PartialEq<W> + std::fmt::Display,
+    W: std::fmt::Display,
+{
+    let (status, body) = answer;
+    assert!(
+        status == want,
+        "{context}: status {status}, expected {want}; body: {body}"
+    );
+    body
 }
 
 /// Polls `check` until it returns true or `deadline` passes.

@@ -1,8 +1,6 @@
 //! `usher policy check | eval | test` as a platform engineer runs them.
 
-mod support;
-
-use support::process::usher;
+use crate::support::process::usher;
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let out = usher().args(args).output().unwrap();

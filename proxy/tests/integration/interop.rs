@@ -3,19 +3,19 @@
 //! caller in front of an h2c-only app, gRPC end to end, and a malformed
 //! request body blamed on the caller.
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
+use crate::support::backend::Backend;
+use crate::support::client::{h1, h2, read};
+use crate::support::raw::{header_value, read_response, EchoApp, MeshPeer};
+use crate::support::{assert_status, id, start_sidecar, write_config_with, Mesh, Pki};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use support::backend::Backend;
-use support::client::{h1, h2, read};
-use support::raw::{header_value, read_response, EchoApp, MeshPeer};
-use support::{id, start_sidecar, write_config_with, Mesh, Pki};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -55,8 +55,11 @@ async fn an_h2_mesh_caller_reaches_an_http1_app() {
     let mesh = Mesh::start(app.addr).await;
     let peer = MeshPeer::new(&mesh.pki, "curl", mesh.b.addrs.inbound);
     let req = Request::get("https://orders.shop/x?y=1").body(()).unwrap();
-    let (status, body) = peer.h2(req).await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = assert_status(
+        peer.h2(req).await.unwrap(),
+        StatusCode::OK,
+        "GET /x?y=1 over HTTP/2",
+    );
     assert!(body.starts_with("GET /x?y=1 HTTP/1.1\r\n"), "{body}");
     assert_eq!(header_value(&body, "host"), Some("orders.shop"), "{body}");
 }
@@ -69,8 +72,11 @@ async fn an_h2c_app_reaches_an_http1_app_through_the_mesh() {
     let req = Request::post("http://b/orders")
         .body(Full::new(Bytes::from_static(b"{\"n\":1}")))
         .unwrap();
-    let (status, body) = read(send.send_request(req).await.unwrap()).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = assert_status(
+        read(send.send_request(req).await.unwrap()).await,
+        StatusCode::OK,
+        "POST /orders over h2c",
+    );
     assert!(body.starts_with("POST /orders HTTP/1.1\r\n"), "{body}");
     assert_eq!(header_value(&body, "host"), Some("b"), "{body}");
 }
@@ -91,10 +97,12 @@ async fn an_http1_caller_reaches_an_h2c_only_app_when_configured() {
     ))
     .await;
     let peer = MeshPeer::new(&pki, "a", b.addrs.inbound);
-    let (status, body) = peer
-        .h1("GET /hello HTTP/1.1\r\nHost: orders.shop\r\nConnection: close\r\n\r\n")
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let body = assert_status(
+        peer.h1("GET /hello HTTP/1.1\r\nHost: orders.shop\r\nConnection: close\r\n\r\n")
+            .await,
+        200,
+        "GET /hello",
+    );
     assert_eq!(body, "HTTP/2.0 orders.shop /hello");
 
     // By default (auto) a plain request goes as HTTP/1.1, which this app
@@ -102,10 +110,12 @@ async fn an_http1_caller_reaches_an_h2c_only_app_when_configured() {
     let dir = pki.dir.path().join("b-auto");
     let b = start_sidecar(&write_config_with(&dir, &certs, app, &[], "", "")).await;
     let peer = MeshPeer::new(&pki, "a2", b.addrs.inbound);
-    let (status, _) = peer
-        .h1("GET /hello HTTP/1.1\r\nHost: orders.shop\r\nConnection: close\r\n\r\n")
-        .await;
-    assert_eq!(status, 502);
+    assert_status(
+        peer.h1("GET /hello HTTP/1.1\r\nHost: orders.shop\r\nConnection: close\r\n\r\n")
+            .await,
+        502,
+        "GET /hello",
+    );
 }
 
 #[tokio::test]
@@ -136,8 +146,11 @@ async fn a_malformed_body_from_the_app_is_a_400_not_a_502() {
     let mesh = Mesh::start(app.addr).await;
     let mut tcp = TcpStream::connect(mesh.a.addrs.outbound).await.unwrap();
     tcp.write_all(BAD_CHUNK).await.unwrap();
-    let (status, body) = read_response(&mut tcp).await;
-    assert_eq!(status, 400, "{body}");
+    let body = assert_status(
+        read_response(&mut tcp).await,
+        400,
+        "a malformed chunked body from the app",
+    );
     assert_eq!(body, "usher: the request body could not be read\n");
     // The sidecar pair goes on serving.
     let mut send = h1::<Full<Bytes>>(mesh.a.addrs.outbound).await;
@@ -156,8 +169,11 @@ async fn a_malformed_body_from_a_peer_is_a_400_not_a_502() {
     let app = Backend::start().await;
     let mesh = Mesh::start(app.addr).await;
     let peer = MeshPeer::new(&mesh.pki, "frontend", mesh.b.addrs.inbound);
-    let (status, body) = peer.h1(std::str::from_utf8(BAD_CHUNK).unwrap()).await;
-    assert_eq!(status, 400, "{body}");
+    assert_status(
+        peer.h1(std::str::from_utf8(BAD_CHUNK).unwrap()).await,
+        400,
+        "a malformed chunked body from a peer",
+    );
     let metrics = support::client::get1(mesh.b.addrs.admin, "admin", "/metrics")
         .await
         .1;

@@ -3,7 +3,7 @@
 //! seconds-long certificates under continuous traffic, a CA outage through
 //! expiry and back, a root rotation, and file-mode reloads.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::backend::Backend;
+use crate::support::client::get1;
+use crate::support::{assert_status, id, start_sidecar, wait_until, RouteSpec, TD};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use support::backend::Backend;
-use support::client::get1;
-use support::{id, start_sidecar, wait_until, RouteSpec, TD};
 use usher_ca::{CaServer, CaServerConfig, IdPattern, TokenSpec};
 use usher_proxy::Sidecar;
 
@@ -193,7 +193,11 @@ async fn short_lived_certificates_renew_under_load_with_no_failed_request() {
     let app = Backend::start().await;
     let ca = Ca::start(&tmp.path().join("ca"), Duration::from_secs(4)).await;
     let (a, b) = ca_pair(tmp.path(), &ca, app.addr).await;
-    assert_eq!(get1(b.addrs.admin, "admin", "/ready").await.0, 200);
+    assert_status(
+        get1(b.addrs.admin, "admin", "/ready").await,
+        200,
+        "GET /ready (Host: admin)",
+    );
     let first = serial(&b);
 
     let load = Load::start(a.addrs.outbound);
@@ -240,13 +244,25 @@ async fn a_ca_outage_runs_until_expiry_then_readiness_drops_and_recovers() {
     let app = Backend::start().await;
     let mut ca = Ca::start(&tmp.path().join("ca"), Duration::from_secs(4)).await;
     let (a, b) = ca_pair(tmp.path(), &ca, app.addr).await;
-    assert_eq!(get1(a.addrs.outbound, "b", "/headers").await.0, 200);
+    assert_status(
+        get1(a.addrs.outbound, "b", "/headers").await,
+        200,
+        "GET /headers (Host: b)",
+    );
 
     ca.stop().await;
     let expiry = b.identity.info().not_after;
     // Before expiry: renewal fails, traffic and readiness carry on.
-    assert_eq!(get1(a.addrs.outbound, "b", "/headers").await.0, 200);
-    assert_eq!(get1(b.addrs.admin, "admin", "/ready").await.0, 200);
+    assert_status(
+        get1(a.addrs.outbound, "b", "/headers").await,
+        200,
+        "GET /headers (Host: b)",
+    );
+    assert_status(
+        get1(b.addrs.admin, "admin", "/ready").await,
+        200,
+        "GET /ready (Host: admin)",
+    );
     // After expiry: not ready, and it says why.
     let not_ready = wait_until(Duration::from_secs(20), || async {
         get1(b.addrs.admin, "admin", "/ready").await.0 == 503
@@ -266,7 +282,11 @@ async fn a_ca_outage_runs_until_expiry_then_readiness_drops_and_recovers() {
     })
     .await;
     assert!(back, "did not recover after the CA came back");
-    assert_eq!(get1(a.addrs.outbound, "b", "/headers").await.0, 200);
+    assert_status(
+        get1(a.addrs.outbound, "b", "/headers").await,
+        200,
+        "GET /headers (Host: b)",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -356,7 +376,11 @@ async fn file_mode_serves_new_files_without_a_restart() {
         after,
         "the new certificate is served"
     );
-    assert_eq!(get1(mesh.a.addrs.outbound, "b", "/headers").await.0, 200);
+    assert_status(
+        get1(mesh.a.addrs.outbound, "b", "/headers").await,
+        200,
+        "GET /headers (Host: b)",
+    );
 }
 
 #[tokio::test]
@@ -401,7 +425,11 @@ async fn a_ca_mode_sidecar_is_not_ready_until_it_enrols() {
         .unwrap()
         .unwrap();
     assert_eq!(addrs.admin, admin);
-    assert_eq!(get1(addrs.admin, "admin", "/ready").await.0, 200);
+    assert_status(
+        get1(addrs.admin, "admin", "/ready").await,
+        200,
+        "GET /ready (Host: admin)",
+    );
 }
 
 async fn free_port() -> SocketAddr {
@@ -482,7 +510,11 @@ async fn a_sidecar_enrols_with_a_projected_token_read_afresh_at_each_attempt() {
         .expect("enrolled once the token was rotated")
         .unwrap()
         .unwrap();
-    assert_eq!(get1(b.addrs.admin, "admin", "/ready").await.0, 200);
+    assert_status(
+        get1(b.addrs.admin, "admin", "/ready").await,
+        200,
+        "GET /ready (Host: admin)",
+    );
     let log = usher_ca::read_issued_log(&ca.dir).unwrap();
     assert!(
         log.iter().any(

@@ -1,14 +1,16 @@
 //! `usher init-net` against the real kernel: a pod and a peer in two network
 //! namespaces joined by a veth pair, the rules installed by the real binary
-//! with the real `nft` / `iptables`, and TCP probes (tests/netns/probe.py)
+//! with the real `nft` / `iptables`, and TCP probes (netns/probe.py)
 //! that report which port a connection reached and its original
 //! destination (`SO_ORIGINAL_DST`). Needs root (CI runs as root), iproute2,
 //! nftables, iptables, util-linux's setpriv and Python 3.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::support::netns::{ok, require_root, run as sh, set_mode};
 
 const PROXY_UID: &str = "2020";
 const APP_UID: &str = "3030";
@@ -17,25 +19,6 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 
 fn usher() -> &'static str {
     env!("CARGO_BIN_EXE_usher")
-}
-
-fn sh(program: &str, args: &[&str]) -> Output {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"));
-    out
-}
-
-fn ok(program: &str, args: &[&str]) -> String {
-    let out = sh(program, args);
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Two namespaces, `pod` (10.201.0.2, fd20::2) and `peer` (10.201.0.1 and
@@ -171,20 +154,6 @@ impl Drop for Net {
             let _ = sh("ip", &["netns", "del", ns]);
         }
     }
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn require_root() {
-    let uid = ok("id", &["-u"]);
-    assert_eq!(
-        uid.trim(),
-        "0",
-        "the network-namespace tests need root (CI runs as root)"
-    );
 }
 
 /// Every path a connection can take, with and without the rules.

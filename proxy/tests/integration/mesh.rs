@@ -1,14 +1,14 @@
 //! Calls through two real sidecars: app client → usher(a) outbound → mTLS →
 //! usher(b) inbound → backend app.
 
-mod support;
+use crate::support;
 
+use crate::support::backend::Backend;
+use crate::support::client::{get1, h1, h2, read, tls_client, tls_get};
+use crate::support::{assert_status, id, Mesh, Pki};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use support::backend::Backend;
-use support::client::{get1, h1, h2, read, tls_client, tls_get};
-use support::{id, Mesh, Pki};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn headers_json(body: &str) -> serde_json::Value {
@@ -19,8 +19,11 @@ fn headers_json(body: &str) -> serde_json::Value {
 async fn h1_call_through_two_sidecars_carries_peer_identity() {
     let app = Backend::start().await;
     let mesh = Mesh::start(app.addr).await;
-    let (status, body) = get1(mesh.a.addrs.outbound, "b", "/headers?x=1").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = assert_status(
+        get1(mesh.a.addrs.outbound, "b", "/headers?x=1").await,
+        StatusCode::OK,
+        "GET /headers?x=1 (Host: b)",
+    );
     let seen = headers_json(&body);
     assert_eq!(
         seen["x-forwarded-client-cert"],
@@ -39,8 +42,11 @@ async fn grpc_over_h2c_from_app_is_h2_on_every_leg_other_h2_reaches_the_app_as_h
     let req = Request::get("http://b/headers")
         .body(Full::default())
         .unwrap();
-    let (status, body) = read(send.send_request(req).await.unwrap()).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = assert_status(
+        read(send.send_request(req).await.unwrap()).await,
+        StatusCode::OK,
+        "GET /headers over h2c",
+    );
     let seen = headers_json(&body);
     assert_eq!(seen[":version"], "HTTP/1.1", "app_protocol auto: {body}");
     assert_eq!(seen["host"], "b", "{body}");
@@ -48,8 +54,11 @@ async fn grpc_over_h2c_from_app_is_h2_on_every_leg_other_h2_reaches_the_app_as_h
         .header("content-type", "application/grpc")
         .body(Full::default())
         .unwrap();
-    let (status, body) = read(send.send_request(req).await.unwrap()).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = assert_status(
+        read(send.send_request(req).await.unwrap()).await,
+        StatusCode::OK,
+        "gRPC over h2c",
+    );
     let seen = headers_json(&body);
     assert_eq!(seen[":version"], "HTTP/2.0", "gRPC: h2 end to end: {body}");
     assert_eq!(
@@ -140,8 +149,11 @@ async fn spoofed_xfcc_from_caller_is_replaced() {
 async fn peer_with_wrong_spiffe_id_is_refused_before_the_request() {
     let app = Backend::start().await;
     let mesh = Mesh::start(app.addr).await;
-    let (status, body) = get1(mesh.a.addrs.outbound, "impostor", "/hold").await;
-    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    let body = assert_status(
+        get1(mesh.a.addrs.outbound, "impostor", "/hold").await,
+        StatusCode::BAD_GATEWAY,
+        "GET /hold (Host: impostor)",
+    );
     assert!(body.contains("peer identity did not match"), "{body}");
     assert!(
         body.contains(id("not-b").as_str()) && body.contains(id("b").as_str()),
@@ -159,8 +171,11 @@ async fn peer_with_wrong_spiffe_id_is_refused_before_the_request() {
 async fn unknown_host_is_refused_naming_it() {
     let app = Backend::start().await;
     let mesh = Mesh::start(app.addr).await;
-    let (status, body) = get1(mesh.a.addrs.outbound, "nowhere.example:8080", "/").await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    let body = assert_status(
+        get1(mesh.a.addrs.outbound, "nowhere.example:8080", "/").await,
+        StatusCode::NOT_FOUND,
+        "GET / (Host: nowhere.example:8080)",
+    );
     assert!(
         body.contains("no route for host \"nowhere.example\""),
         "{body}"
@@ -171,8 +186,11 @@ async fn unknown_host_is_refused_naming_it() {
 async fn host_match_ignores_port_and_case() {
     let app = Backend::start().await;
     let mesh = Mesh::start(app.addr).await;
-    let (status, body) = get1(mesh.a.addrs.outbound, "B:9999", "/headers").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_status(
+        get1(mesh.a.addrs.outbound, "B:9999", "/headers").await,
+        StatusCode::OK,
+        "GET /headers (Host: B:9999)",
+    );
 }
 
 #[tokio::test]
@@ -180,8 +198,11 @@ async fn app_down_gives_a_quick_503_without_addresses() {
     let dead = Backend::dead_addr().await;
     let mesh = Mesh::start(dead).await;
     let started = std::time::Instant::now();
-    let (status, body) = get1(mesh.a.addrs.outbound, "b", "/").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let body = assert_status(
+        get1(mesh.a.addrs.outbound, "b", "/").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "GET / (Host: b)",
+    );
     assert!(body.contains("local service is unavailable"), "{body}");
     assert!(
         !body.contains("127.0.0.1") && !body.contains(&dead.port().to_string()),
@@ -210,8 +231,11 @@ async fn peer_down_gives_503_on_the_outbound_side() {
         "",
     ))
     .await;
-    let (status, body) = get1(a.addrs.outbound, "b", "/").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let body = assert_status(
+        get1(a.addrs.outbound, "b", "/").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "GET / (Host: b)",
+    );
     assert!(body.contains("destination is unavailable"), "{body}");
     assert!(!body.contains(&dead.port().to_string()), "{body}");
 }
@@ -327,8 +351,11 @@ async fn malformed_tls_client_does_not_affect_others() {
     })
     .await;
     assert!(closed.is_ok(), "usher closes a non-TLS client");
-    let (status, body) = get1(mesh.a.addrs.outbound, "b", "/headers").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_status(
+        get1(mesh.a.addrs.outbound, "b", "/headers").await,
+        StatusCode::OK,
+        "GET /headers (Host: b)",
+    );
     drop(stalled);
 }
 
@@ -363,8 +390,11 @@ async fn keep_alive_connection_serves_many_requests() {
             .header("host", "b")
             .body(Full::default())
             .unwrap();
-        let (status, body) = read(send.send_request(req).await.unwrap()).await;
-        assert_eq!(status, StatusCode::OK);
+        let body = assert_status(
+            read(send.send_request(req).await.unwrap()).await,
+            StatusCode::OK,
+            format_args!("request {i} on one connection"),
+        );
         assert_eq!(headers_json(&body)[":path"], format!("/headers?i={i}"));
     }
     // Sequential requests reuse one pooled keep-alive connection to the app.
@@ -392,8 +422,11 @@ async fn admin_reports_live_ready_and_identity() {
         get1(mesh.b.addrs.admin, "admin", "/ready").await.0,
         StatusCode::OK
     );
-    let (status, body) = get1(mesh.b.addrs.admin, "admin", "/identity").await;
-    assert_eq!(status, StatusCode::OK);
+    let body = assert_status(
+        get1(mesh.b.addrs.admin, "admin", "/identity").await,
+        StatusCode::OK,
+        "GET /identity (Host: admin)",
+    );
     assert_eq!(headers_json(&body)["spiffe_id"], id("b").as_str());
 }
 
@@ -408,7 +441,10 @@ async fn absolute_form_request_from_an_http_proxy_client_is_routed() {
         .header("host", "b")
         .body(Full::default())
         .unwrap();
-    let (status, body) = read(send.send_request(req).await.unwrap()).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = assert_status(
+        read(send.send_request(req).await.unwrap()).await,
+        StatusCode::OK,
+        "an absolute-form GET",
+    );
     assert_eq!(headers_json(&body)[":path"], "/headers?via=proxy");
 }

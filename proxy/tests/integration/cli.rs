@@ -2,17 +2,15 @@
 //! commands and the start-up errors of `usher run`, all through the real
 //! binary.
 
-mod support;
-
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support::process::{usher, UsherProcess};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
-use support::process::{usher, UsherProcess};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -384,17 +382,16 @@ fn run_with_a_missing_config_names_the_file() {
     assert!(err.contains("cannot read"), "{err}");
 }
 
-/// A port that was free a moment ago (bound to 127.0.0.1:0, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A port the test holds: a listener on 127.0.0.1, so that any attempt to
+/// bind the port fails ("address in use") for as long as it lives.
+fn held_port() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
 }
 
 /// A config that would be valid but for `extra`, with `inbound.listen` on
-/// a fixed port, so that binding it can be checked afterwards.
+/// `port` (one the test holds, or 0).
 fn config_with(tmp: &Path, port: u16, extra: &str, app: &str) -> PathBuf {
     let path = tmp.join("usher.yaml");
     std::fs::write(
@@ -426,7 +423,10 @@ fn run_with_an_invalid_config_exits_2_naming_file_and_key_and_binds_nothing() {
         ),
     ];
     for (extra, app, key) in cases {
-        let port = free_port();
+        // inbound.listen is a port the test holds: had usher bound its
+        // listeners before refusing the config, that bind would have failed
+        // first ("address in use", exit 1), not the config check.
+        let (_held, port) = held_port();
         let config = config_with(tmp.path(), port, extra, app);
         let out = run(&["run", "--config", path_str(&config)]);
         let err = assert_failure(&out);
@@ -444,17 +444,21 @@ fn run_with_an_invalid_config_exits_2_naming_file_and_key_and_binds_nothing() {
             "{key}: never became ready: {}",
             stdout(&out)
         );
-        // The process has exited; had it bound inbound.listen before failing
-        // the port would still be free now, so this is best effort: it shows
-        // nothing is left holding it.
-        TcpListener::bind(("127.0.0.1", port))
-            .unwrap_or_else(|e| panic!("{key}: port {port} is free after the exit: {e}"));
+        assert!(!err.contains("in use"), "{key}: bound nothing: {err}");
     }
 
-    // And the same directory with a valid config really starts (so the
-    // failures above are the config's): checked by validating it in-process.
-    let good = config_with(tmp.path(), 0, "", "127.0.0.1:8080");
-    usher_proxy::Config::load(&good).unwrap();
+    // The same directory with a valid config gets as far as binding, and on
+    // a held port that fails, naming the address: so the failures above are
+    // the config's, and a bind before them would have shown.
+    let (_held, port) = held_port();
+    let good = config_with(tmp.path(), port, "", "127.0.0.1:8080");
+    let out = run(&["run", "--config", path_str(&good)]);
+    let err = assert_failure(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && err.contains("in use"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -894,18 +898,22 @@ fn issue_orders(dir: &Path) {
     ]));
 }
 
-const CHECKED: &str = "service: orders\nidentity:\n  cert: certs/cert.pem\n  key: certs/key.pem\n  bundle: BUNDLE\ninbound:\n  app: 127.0.0.1:8080\n  listen: 127.0.0.1:1\npolicy:\n  files: [POLICY]\nauthentication:\n  jwt:\n    - issuer: https://login.test\n      jwks_file: JWKS\n";
+const CHECKED: &str = "service: orders\nidentity:\n  cert: certs/cert.pem\n  key: certs/key.pem\n  bundle: BUNDLE\ninbound:\n  app: 127.0.0.1:8080\n  listen: 127.0.0.1:PORT\npolicy:\n  files: [POLICY]\nauthentication:\n  jwt:\n    - issuer: https://login.test\n      jwks_file: JWKS\n";
 
 #[test]
 fn check_reports_every_problem_with_its_key_and_binds_nothing() {
     let dir = tempfile::tempdir().unwrap();
     issue_orders(dir.path());
+    // inbound.listen is a port the test holds: a `check` that bound it
+    // would fail ("address in use") instead of passing below.
+    let (_held, port) = held_port();
+    let checked = CHECKED.replace("PORT", &port.to_string());
     std::fs::write(
         dir.path().join("bad.rego"),
         "package usher.authz\nallow if { x := 1 \n",
     )
     .unwrap();
-    let yaml = CHECKED
+    let yaml = checked
         .replace("BUNDLE", "certs/missing.pem")
         .replace("POLICY", "bad.rego")
         .replace("JWKS", "absent.json");
@@ -925,7 +933,7 @@ fn check_reports_every_problem_with_its_key_and_binds_nothing() {
     );
     assert!(err.contains("3 problem(s) found"), "{err}");
 
-    // Fixed: OK, exit 0, and port 1 (privileged) was never bound.
+    // Fixed: OK, exit 0, with the port still held by the test.
     std::fs::write(
         dir.path().join("ok.rego"),
         "package usher.authz\ndefault allow := false\n",
@@ -936,7 +944,7 @@ fn check_reports_every_problem_with_its_key_and_binds_nothing() {
         r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k","alg":"ES256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#,
     )
     .unwrap();
-    let yaml = CHECKED
+    let yaml = checked
         .replace("BUNDLE", "certs/bundle.pem")
         .replace("POLICY", "ok.rego")
         .replace("JWKS", "jwks.json");

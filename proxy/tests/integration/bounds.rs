@@ -2,17 +2,17 @@
 //! rate limits, header and body sizes, slow and idle clients, a slow app,
 //! connection and HTTP/2 stream limits, request smuggling.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::support::backend::Backend;
+use crate::support::client::{get1, h1, read, tls_client};
+use crate::support::{assert_status, id, wait_until, Mesh};
 use bytes::Bytes;
 use http_body_util::{Full, StreamBody};
 use hyper::body::Frame;
-use support::backend::Backend;
-use support::client::{get1, h1, read, tls_client};
-use support::{id, wait_until, Mesh};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -92,7 +92,11 @@ async fn a_caller_over_its_rate_limit_gets_429_with_the_limit_and_reset() {
     assert!(body.contains("rate limit"), "{body}");
 
     // Another caller has its own bucket.
-    assert_eq!(get1(other.addrs.outbound, "b", "/headers").await.0, 200);
+    assert_status(
+        get1(other.addrs.outbound, "b", "/headers").await,
+        200,
+        "GET /headers (Host: b)",
+    );
     // The bucket refills: the first caller is served again.
     let refilled = wait_until(Duration::from_secs(5), || async {
         get1(mesh.a.addrs.outbound, "b", "/headers").await.0 == 200
@@ -266,8 +270,11 @@ async fn an_idle_connection_is_closed() {
 async fn an_app_that_does_not_answer_in_time_gives_504() {
     let app = Backend::start().await;
     let mesh = limited_mesh(app.addr, "  request_timeout: 500ms\n").await;
-    let (status, body) = get1(mesh.a.addrs.outbound, "b", "/hold").await;
-    assert_eq!(status, 504);
+    let body = assert_status(
+        get1(mesh.a.addrs.outbound, "b", "/hold").await,
+        504,
+        "GET /hold (Host: b)",
+    );
     assert_eq!(body, "usher: the local service did not answer in time\n");
     app.release.notify_waiters();
 }
@@ -367,7 +374,11 @@ async fn http2_streams_are_capped_and_a_reset_flood_is_stopped() {
     assert!(refused || ended.is_ok(), "the reset flood was not stopped");
     app.release.notify_waiters();
     // Others are still served.
-    assert_eq!(get1(mesh.a.addrs.outbound, "b", "/headers").await.0, 200);
+    assert_status(
+        get1(mesh.a.addrs.outbound, "b", "/headers").await,
+        200,
+        "GET /headers (Host: b)",
+    );
 }
 
 #[tokio::test]
