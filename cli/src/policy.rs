@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Subcommand, ValueEnum};
 use usher_policy::{Limits, Policy, PolicySource, RegoVersion, DEFAULT_QUERY};
 
-use super::CliError;
+use crate::CliError;
 
 #[derive(Clone, Copy, Debug, Default, ValueEnum)]
 pub enum RegoVersionArg {

@@ -1,9 +1,13 @@
-//! The command line: `usher run`, `usher check`, `usher ca ...`, `usher policy ...`, `usher demo`.
+//! The `usher` binary: `usher run`, `usher check`, `usher ca ...`,
+//! `usher policy ...`, `usher init-net`, `usher inject`, `usher demo` (see
+//! `usher --help`). The sidecar itself is the `usher_proxy` library.
 //!
 //! Library errors are typed; here they become one readable line on stderr
 //! and a non-zero exit code.
+#![forbid(unsafe_code)]
 
 mod ca;
+mod demo;
 mod init_net;
 mod inject;
 mod policy;
@@ -95,7 +99,7 @@ usher.io/skip-outbound-cidrs, usher.io/log-level. Injecting twice changes nothin
     Inject(inject::InjectArgs),
 }
 
-pub fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => run::run(&config),
@@ -117,7 +121,7 @@ pub fn main() -> ExitCode {
 
 /// `usher check`: every problem on stderr, one per line; 0 or 1.
 fn check(config: &std::path::Path) -> ExitCode {
-    let checked = crate::check::check(config);
+    let checked = usher_proxy::check::check(config);
     for w in &checked.warnings {
         eprintln!(
             "{}: key `{}`: warning: {}",
@@ -158,9 +162,9 @@ fn check(config: &std::path::Path) -> ExitCode {
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("{0}")]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] usher_proxy::config::ConfigError),
     #[error("{0}")]
-    Start(#[from] crate::sidecar::StartError),
+    Start(#[from] usher_proxy::sidecar::StartError),
     #[error("{0}{hint}", hint = ca_hint(.0))]
     Ca(#[from] usher_ca::CaError),
     #[error("{0}")]
@@ -190,7 +194,7 @@ impl CliError {
             CliError::Config(_) | CliError::Usage(_) => 2,
             // A JWKS file named by the config that is missing or not a key
             // set is a config error like any other, not a start failure.
-            CliError::Start(crate::sidecar::StartError::Authn(_)) => 2,
+            CliError::Start(usher_proxy::sidecar::StartError::Authn(_)) => 2,
             CliError::TestsFailed => 2,
             _ => 1,
         }

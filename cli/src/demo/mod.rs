@@ -25,11 +25,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use usher_ca::{init_ca, write_issued, IssueRequest, SpiffeId};
 
-use crate::cli::{runtime, CliError};
-use crate::config::Config;
-use crate::connect::error_chain;
-use crate::identity::SpiffeServerVerifier;
-use crate::sidecar::Sidecar;
+use crate::{runtime, CliError};
+use usher_proxy::config::Config;
+use usher_proxy::connect::error_chain;
+use usher_proxy::identity::SpiffeServerVerifier;
+use usher_proxy::sidecar::Sidecar;
 
 const TD: &str = "demo.mesh";
 

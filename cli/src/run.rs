@@ -5,15 +5,15 @@ use std::sync::Arc;
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use super::{runtime, CliError};
-use crate::authz::{PolicyStore, ReloadOutcome};
-use crate::config::Config;
-use crate::sidecar::{DrainOutcome, Sidecar};
+use crate::{runtime, CliError};
+use usher_proxy::authz::{PolicyStore, ReloadOutcome};
+use usher_proxy::config::Config;
+use usher_proxy::sidecar::{DrainOutcome, Sidecar};
 
 pub fn run(path: &Path) -> Result<(), CliError> {
     // Validate everything before binding anything.
     let config = Config::load(path)?;
-    crate::telemetry::logs::init_json();
+    usher_proxy::telemetry::logs::init_json();
     let rt = runtime(config.runtime.workers)?;
     rt.block_on(async {
         // Handlers first: a signal that arrives once "usher ready" is logged

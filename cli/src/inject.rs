@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::CliError;
-use crate::inject::{inject_stream, InjectOptions};
+use crate::CliError;
+use usher_proxy::inject::{inject_stream, InjectOptions};
 
 #[derive(Args, Debug)]
 pub struct InjectArgs {

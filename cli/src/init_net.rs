@@ -4,7 +4,7 @@
 use clap::Args;
 use usher_netinit::{Backend, Cidr, Plan};
 
-use super::CliError;
+use crate::CliError;
 
 #[derive(Args, Debug)]
 pub struct InitNetArgs {

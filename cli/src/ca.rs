@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Subcommand;
 use usher_ca::{init_ca, load_ca, write_issued, IssueRequest, SpiffeId};
 
-use super::CliError;
+use crate::CliError;
 
 #[derive(Subcommand, Debug)]
 pub enum CaCommand {
@@ -344,8 +344,8 @@ pub fn run(cmd: CaCommand) -> Result<(), CliError> {
 
 /// `usher ca serve`: runs until SIGTERM or SIGINT.
 fn serve(config: usher_ca::CaServerConfig) -> Result<(), CliError> {
-    crate::telemetry::logs::init_json();
-    let rt = super::runtime(2)?;
+    usher_proxy::telemetry::logs::init_json();
+    let rt = crate::runtime(2)?;
     rt.block_on(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let err =
