@@ -162,7 +162,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|_| format!("expected a duration such as 30m, 24h or 7d, got {s:?}"))
 }
 
-pub fn run(cmd: CaCommand) -> Result<(), CliError> {
+pub(crate) fn run(cmd: CaCommand) -> Result<(), CliError> {
     match cmd {
         CaCommand::Init {
             trust_domain,

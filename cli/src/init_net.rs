@@ -44,7 +44,7 @@ pub struct InitNetArgs {
     show: bool,
 }
 
-pub fn run(args: InitNetArgs) -> Result<(), CliError> {
+pub(crate) fn run(args: InitNetArgs) -> Result<(), CliError> {
     let plan = Plan {
         backend: args.backend,
         inbound_port: args.inbound_port,

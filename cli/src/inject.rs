@@ -28,7 +28,7 @@ pub struct InjectArgs {
     proxy_uid: Option<u32>,
 }
 
-pub fn run(args: InjectArgs) -> Result<(), CliError> {
+pub(crate) fn run(args: InjectArgs) -> Result<(), CliError> {
     let defaults = InjectOptions::default();
     let opts = InjectOptions {
         image: args.image.unwrap_or(defaults.image),

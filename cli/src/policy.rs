@@ -90,7 +90,7 @@ ran or the files do not load.")]
     },
 }
 
-pub fn run(cmd: PolicyCommand) -> Result<(), CliError> {
+pub(crate) fn run(cmd: PolicyCommand) -> Result<(), CliError> {
     match cmd {
         PolicyCommand::Check {
             files,

@@ -10,7 +10,7 @@ use usher_proxy::authz::{PolicyStore, ReloadOutcome};
 use usher_proxy::config::Config;
 use usher_proxy::sidecar::{DrainOutcome, Sidecar};
 
-pub fn run(path: &Path) -> Result<(), CliError> {
+pub(crate) fn run(path: &Path) -> Result<(), CliError> {
     // Validate everything before binding anything.
     let config = Config::load(path)?;
     usher_proxy::telemetry::logs::init_json();

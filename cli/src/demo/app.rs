@@ -30,7 +30,7 @@ async fn orders(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
 }
 
 /// Starts the orders service on an ephemeral loopback port.
-pub async fn start_orders() -> std::io::Result<SocketAddr> {
+pub(super) async fn start_orders() -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {

@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 
 /// One received span, reduced to what the waterfall shows.
 #[derive(Clone, Debug)]
-pub struct DemoSpan {
+pub(super) struct DemoSpan {
     pub service: String,
     pub trace_id: String,
     pub span_id: String,
@@ -35,7 +35,7 @@ pub struct DemoSpan {
     pub end_ns: u64,
 }
 
-pub struct Collector {
+pub(super) struct Collector {
     pub addr: SocketAddr,
     spans: Arc<Mutex<Vec<DemoSpan>>>,
 }
@@ -44,7 +44,7 @@ pub struct Collector {
 const MAX_EXPORT: usize = 4 * 1024 * 1024;
 
 impl Collector {
-    pub async fn start() -> std::io::Result<Collector> {
+    pub(super) async fn start() -> std::io::Result<Collector> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let collector = Collector {
             addr: listener.local_addr()?,
@@ -65,7 +65,7 @@ impl Collector {
         Ok(collector)
     }
 
-    pub fn spans(&self) -> Vec<DemoSpan> {
+    pub(super) fn spans(&self) -> Vec<DemoSpan> {
         self.spans.lock().map(|s| s.clone()).unwrap_or_default()
     }
 }
@@ -143,7 +143,7 @@ fn hex(b: &[u8]) -> String {
 
 /// The spans of one trace as lines of a waterfall: parents before their
 /// children, each bar placed on the trace's time line.
-pub fn waterfall(spans: &[DemoSpan]) -> Vec<String> {
+pub(super) fn waterfall(spans: &[DemoSpan]) -> Vec<String> {
     const WIDTH: u64 = 40;
     let Some(start) = spans.iter().map(|s| s.start_ns).min() else {
         return Vec::new();

@@ -49,7 +49,7 @@ fn demo_err(what: &str) -> impl Fn(String) -> CliError + '_ {
     move |e| CliError::Runtime(format!("demo: {what}: {e}"))
 }
 
-pub fn run() -> Result<(), CliError> {
+pub(crate) fn run() -> Result<(), CliError> {
     let dir = tempfile::Builder::new()
         .prefix("usher-demo-")
         .tempdir()

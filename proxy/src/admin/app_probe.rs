@@ -23,7 +23,7 @@ use serde::Deserialize;
 use crate::respond::{text, ProxyBody};
 
 /// The environment variable `usher inject` sets on the sidecar.
-pub const ENV: &str = "USHER_APP_PROBES";
+pub(crate) const ENV: &str = "USHER_APP_PROBES";
 /// A probe that takes longer fails (the kubelet's own timeout is usually
 /// shorter and wins).
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,15 +31,15 @@ const MAX_PROBES: usize = 64;
 
 /// Where one probe goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProbeTarget {
-    pub port: u16,
-    pub path: String,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
+pub(crate) struct ProbeTarget {
+    pub(crate) port: u16,
+    pub(crate) path: String,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// The recorded probes, by `<container>/<probe>`.
 #[derive(Clone, Debug, Default)]
-pub struct AppProbes(HashMap<String, ProbeTarget>);
+pub(crate) struct AppProbes(HashMap<String, ProbeTarget>);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,7 +64,7 @@ fn slash() -> String {
 
 impl AppProbes {
     /// From the JSON `usher inject` writes; an error says what is wrong.
-    pub fn parse(json: &str) -> Result<AppProbes, String> {
+    pub(crate) fn parse(json: &str) -> Result<AppProbes, String> {
         let raw: HashMap<String, RawTarget> =
             serde_json::from_str(json).map_err(|e| format!("{ENV}: not valid JSON: {e}"))?;
         if raw.len() > MAX_PROBES {
@@ -104,7 +104,7 @@ impl AppProbes {
     }
 
     /// From the environment (none: no probes).
-    pub fn from_env() -> Result<AppProbes, String> {
+    pub(crate) fn from_env() -> Result<AppProbes, String> {
         match std::env::var(ENV) {
             Ok(json) => AppProbes::parse(&json),
             Err(std::env::VarError::NotPresent) => Ok(AppProbes::default()),
@@ -112,14 +112,15 @@ impl AppProbes {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     /// Answers `/app-probe/<key>`: the app's status for a recorded probe
     /// (2xx/3xx pass, as the kubelet reads them), 503 when the app cannot
     /// be reached, 404 for a probe nobody recorded.
-    pub async fn answer(&self, key: &str) -> http::Response<ProxyBody> {
+    pub(crate) async fn answer(&self, key: &str) -> http::Response<ProxyBody> {
         let Some(target) = self.0.get(key) else {
             return text(StatusCode::NOT_FOUND, "no such app probe\n");
         };

@@ -19,10 +19,10 @@ const INIT_NAME: &str = "usher-init";
 const ADMIN_PORT: u16 = 15000;
 const SIDECAR_NAME: &str = "usher";
 /// Where the sidecar finds its config (the ConfigMap's `usher.yaml`).
-pub const CONFIG_PATH: &str = "/etc/usher/config/usher.yaml";
-pub const POLICY_DIR: &str = "/etc/usher/policy";
+pub(crate) const CONFIG_PATH: &str = "/etc/usher/config/usher.yaml";
+pub(crate) const POLICY_DIR: &str = "/etc/usher/policy";
 /// The ConfigMap holding the mesh's trust bundle, in every namespace.
-pub const TRUST_CONFIG_MAP: &str = "usher-trust-bundle";
+pub(crate) const TRUST_CONFIG_MAP: &str = "usher-trust-bundle";
 
 /// How to inject.
 #[derive(Clone, Debug)]
@@ -66,7 +66,7 @@ struct Status {
 
 /// Adds usher to `pod` (a pod or pod template: `metadata` + `spec`) at
 /// `path` (for messages). An earlier injection is replaced.
-pub(crate) fn inject(
+pub(super) fn inject(
     pod: &mut Value,
     opts: &InjectOptions,
     path: &str,

@@ -15,13 +15,13 @@ use crate::serve::{accept_loop, serve_http, ConnectionLimit, Lifecycle};
 const ADMIN_MAX_CONNECTIONS: usize = 64;
 
 pub(super) struct AdminBuilder<'a> {
-    pub state: Arc<AdminState>,
-    pub http: &'a Http,
-    pub life: &'a Lifecycle,
+    pub(crate) state: Arc<AdminState>,
+    pub(crate) http: &'a Http,
+    pub(crate) life: &'a Lifecycle,
 }
 
 impl AdminBuilder<'_> {
-    pub fn spawn(self, listener: TcpListener) {
+    pub(crate) fn spawn(self, listener: TcpListener) {
         let AdminBuilder { state, http, life } = self;
         let builder = http.builder.clone();
         let idle = Some(http.limits.idle_timeout);

@@ -24,7 +24,7 @@ use tokio::sync::{Notify, Semaphore};
 
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
-pub struct Backend {
+pub(crate) struct Backend {
     pub addr: SocketAddr,
     /// `/hold` requests that have arrived.
     pub held: Arc<Semaphore>,
@@ -138,7 +138,7 @@ async fn handle(
 }
 
 impl Backend {
-    pub async fn start() -> Backend {
+    pub(crate) async fn start() -> Backend {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let held = Arc::new(Semaphore::new(0));
@@ -171,7 +171,7 @@ impl Backend {
     }
 
     /// An address where nothing listens (bound, then closed).
-    pub async fn dead_addr() -> SocketAddr {
+    pub(crate) async fn dead_addr() -> SocketAddr {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         l.local_addr().unwrap()
     }

@@ -17,11 +17,11 @@ use tokio::net::TcpStream;
 use usher_ca::SpiffeId;
 use usher_proxy::identity::SpiffeServerVerifier;
 
-pub type Sender1<B> = hyper::client::conn::http1::SendRequest<B>;
-pub type Sender2<B> = hyper::client::conn::http2::SendRequest<B>;
+pub(crate) type Sender1<B> = hyper::client::conn::http1::SendRequest<B>;
+pub(crate) type Sender2<B> = hyper::client::conn::http2::SendRequest<B>;
 
 /// An HTTP/1.1 connection to `addr` (plain TCP).
-pub async fn h1<B>(addr: SocketAddr) -> Sender1<B>
+pub(crate) async fn h1<B>(addr: SocketAddr) -> Sender1<B>
 where
     B: hyper::body::Body + Send + 'static,
     B::Data: Send,
@@ -38,7 +38,7 @@ where
 }
 
 /// An HTTP/2 connection with prior knowledge (h2c) to `addr`.
-pub async fn h2<B>(addr: SocketAddr) -> Sender2<B>
+pub(crate) async fn h2<B>(addr: SocketAddr) -> Sender2<B>
 where
     B: hyper::body::Body + Unpin + Send + 'static,
     B::Data: Send,
@@ -56,7 +56,7 @@ where
 }
 
 /// A GET through HTTP/1.1 with the given Host, answer as (status, body).
-pub async fn get1(addr: SocketAddr, host: &str, path: &str) -> (http::StatusCode, String) {
+pub(crate) async fn get1(addr: SocketAddr, host: &str, path: &str) -> (http::StatusCode, String) {
     let mut send = h1::<Full<Bytes>>(addr).await;
     let req = Request::get(path)
         .header("host", host)
@@ -66,7 +66,7 @@ pub async fn get1(addr: SocketAddr, host: &str, path: &str) -> (http::StatusCode
     read(resp).await
 }
 
-pub async fn read(resp: Response<Incoming>) -> (http::StatusCode, String) {
+pub(crate) async fn read(resp: Response<Incoming>) -> (http::StatusCode, String) {
     let status = resp.status();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
@@ -75,7 +75,7 @@ pub async fn read(resp: Response<Incoming>) -> (http::StatusCode, String) {
 /// A TLS client config for calling an inbound listener directly, with an
 /// optional client certificate from `certs_dir` (cert.pem, key.pem), trusting
 /// `bundle` and expecting the server to be `server_id`.
-pub fn tls_client(
+pub(crate) fn tls_client(
     bundle: &Path,
     client_certs: Option<&Path>,
     server_id: SpiffeId,
@@ -109,7 +109,7 @@ pub fn tls_client(
 
 /// Connects with TLS to `addr` and sends one HTTP/1.1 GET; returns the
 /// status, or the error text if the handshake or the request failed.
-pub async fn tls_get(
+pub(crate) async fn tls_get(
     addr: SocketAddr,
     config: Arc<rustls::ClientConfig>,
     path: &str,

@@ -1,12 +1,12 @@
 //! Test support: a throw-away CA, real sidecars on ephemeral loopback ports,
 //! a real backend app and real HTTP clients. No mocks.
 
-pub mod backend;
-pub mod client;
-pub mod netns;
-pub mod otlp;
-pub mod process;
-pub mod raw;
+pub(crate) mod backend;
+pub(crate) mod client;
+pub(crate) mod netns;
+pub(crate) mod otlp;
+pub(crate) mod process;
+pub(crate) mod raw;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,42 +16,42 @@ use tempfile::TempDir;
 use usher_ca::{init_ca, write_issued, Ca, IssueRequest, SpiffeId};
 use usher_proxy::{Config, Sidecar};
 
-pub const TD: &str = "mesh.test";
+pub(crate) const TD: &str = "mesh.test";
 
-pub fn id(sa: &str) -> SpiffeId {
+pub(crate) fn id(sa: &str) -> SpiffeId {
     SpiffeId::parse(&format!("spiffe://{TD}/ns/test/sa/{sa}")).unwrap()
 }
 
 /// A CA in a temporary folder, issuing into sub-folders of it.
-pub struct Pki {
+pub(crate) struct Pki {
     pub dir: TempDir,
     pub ca: Ca,
 }
 
 impl Pki {
-    pub fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         Pki::with_trust_domain(TD)
     }
 
-    pub fn with_trust_domain(td: &str) -> Pki {
+    pub(crate) fn with_trust_domain(td: &str) -> Pki {
         let dir = tempfile::tempdir().unwrap();
         let ca = init_ca(&dir.path().join("ca"), td, false).unwrap();
         Pki { dir, ca }
     }
 
     /// Issues a certificate for `sa` into `<tmp>/<name>/` and returns the folder.
-    pub fn issue(&self, name: &str, spiffe_id: &SpiffeId) -> PathBuf {
+    pub(crate) fn issue(&self, name: &str, spiffe_id: &SpiffeId) -> PathBuf {
         self.issue_with(name, IssueRequest::new(spiffe_id.clone()))
     }
 
-    pub fn issue_with(&self, name: &str, req: IssueRequest) -> PathBuf {
+    pub(crate) fn issue_with(&self, name: &str, req: IssueRequest) -> PathBuf {
         let out = self.dir.path().join(name);
         write_issued(&out, &self.ca.issue(&req).unwrap()).unwrap();
         out
     }
 
     /// A certificate that expired an hour ago.
-    pub fn issue_expired(&self, name: &str, spiffe_id: &SpiffeId) -> PathBuf {
+    pub(crate) fn issue_expired(&self, name: &str, spiffe_id: &SpiffeId) -> PathBuf {
         let mut req = IssueRequest::new(spiffe_id.clone());
         req.not_before = Some(SystemTime::now() - Duration::from_secs(7200));
         req.ttl = Duration::from_secs(3600);
@@ -60,7 +60,7 @@ impl Pki {
 }
 
 /// One route in a sidecar's config.
-pub struct RouteSpec {
+pub(crate) struct RouteSpec {
     pub host: String,
     pub address: SocketAddr,
     pub identity: SpiffeId,
@@ -68,7 +68,7 @@ pub struct RouteSpec {
 
 /// Writes a `usher.yaml` for a sidecar whose certificates are in `certs`,
 /// with every listener on an ephemeral loopback port.
-pub fn write_config(
+pub(crate) fn write_config(
     dir: &Path,
     certs: &Path,
     app: SocketAddr,
@@ -80,7 +80,7 @@ pub fn write_config(
 
 /// [`write_config`] with `inbound_extra` (lines indented by two spaces)
 /// added to the `inbound:` section.
-pub fn write_config_with(
+pub(crate) fn write_config_with(
     dir: &Path,
     certs: &Path,
     app: SocketAddr,
@@ -116,32 +116,32 @@ outbound:\n  listen: 127.0.0.1:0\n  connect_timeout: 2s\n  routes:\n",
 
 /// Starts an in-process sidecar from a config written to disk, through the
 /// same loader and start-up as `usher run`.
-pub async fn start_sidecar(config_path: &Path) -> Sidecar {
+pub(crate) async fn start_sidecar(config_path: &Path) -> Sidecar {
     let config = Config::load(config_path).unwrap();
     Sidecar::start(&config).await.unwrap()
 }
 
 /// The usual pair: client sidecar "a" (routes host `b` to sidecar "b"),
 /// server sidecar "b" in front of `app`.
-pub struct Mesh {
+pub(crate) struct Mesh {
     pub pki: Pki,
     pub a: Sidecar,
     pub b: Sidecar,
 }
 
 impl Mesh {
-    pub async fn start(app: SocketAddr) -> Mesh {
+    pub(crate) async fn start(app: SocketAddr) -> Mesh {
         Mesh::start_with(app, &[], "").await
     }
 
     /// Like [`Mesh::start`], with `files` (name, contents) written into b's
     /// folder and `b_extra` appended to b's config (e.g. a `policy:` section).
-    pub async fn start_with(app: SocketAddr, files: &[(&str, &str)], b_extra: &str) -> Mesh {
+    pub(crate) async fn start_with(app: SocketAddr, files: &[(&str, &str)], b_extra: &str) -> Mesh {
         Mesh::start_full(app, files, "", b_extra).await
     }
 
     /// Like [`Mesh::start_with`], with `a_extra` appended to a's config too.
-    pub async fn start_full(
+    pub(crate) async fn start_full(
         app: SocketAddr,
         files: &[(&str, &str)],
         a_extra: &str,
@@ -182,12 +182,12 @@ impl Mesh {
     }
 
     /// b's folder (its config, policy files).
-    pub fn b_dir(&self) -> PathBuf {
+    pub(crate) fn b_dir(&self) -> PathBuf {
         self.pki.dir.path().join("b")
     }
 
     /// Another client sidecar, `name`, routing host "b" to b.
-    pub async fn client(&self, name: &str) -> Sidecar {
+    pub(crate) async fn client(&self, name: &str) -> Sidecar {
         let certs = self.pki.issue(&format!("{name}-certs"), &id(name));
         let routes = [RouteSpec {
             host: "b".into(),
@@ -208,7 +208,7 @@ impl Mesh {
 
 /// Replaces `path` atomically (write aside, rename), as editors and
 /// configuration management do.
-pub fn replace_file(path: &Path, contents: &str) {
+pub(crate) fn replace_file(path: &Path, contents: &str) {
     let tmp = path.with_extension("tmp-write");
     std::fs::write(&tmp, contents).unwrap();
     std::fs::rename(&tmp, path).unwrap();
@@ -218,7 +218,11 @@ pub fn replace_file(path: &Path, contents: &str) {
 /// has the status `want`; on failure the message says what was asked
 /// (`context`) and shows the body. Returns the body.
 #[track_caller]
-pub fn assert_status<S, W>(answer: (S, String), want: W, context: impl std::fmt::Display) -> String
+pub(crate) fn assert_status<S, W>(
+    answer: (S, String),
+    want: W,
+    context: impl std::fmt::Display,
+) -> String
 where
     S: PartialEq<W> + std::fmt::Display,
     W: std::fmt::Display,
@@ -232,7 +236,7 @@ where
 }
 
 /// Polls `check` until it returns true or `deadline` passes.
-pub async fn wait_until<F, Fut>(deadline: Duration, mut check: F) -> bool
+pub(crate) async fn wait_until<F, Fut>(deadline: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

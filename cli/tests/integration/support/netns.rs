@@ -12,14 +12,14 @@ use super::process::UsherProcess;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-pub fn run(program: &str, args: &[&str]) -> Output {
+pub(crate) fn run(program: &str, args: &[&str]) -> Output {
     Command::new(program)
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"))
 }
 
-pub fn ok(program: &str, args: &[&str]) -> String {
+pub(crate) fn ok(program: &str, args: &[&str]) -> String {
     let out = run(program, args);
     assert!(
         out.status.success(),
@@ -30,7 +30,7 @@ pub fn ok(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-pub fn require_root() {
+pub(crate) fn require_root() {
     assert_eq!(
         ok("id", &["-u"]).trim(),
         "0",
@@ -39,7 +39,7 @@ pub fn require_root() {
 }
 
 /// Hosts on a bridge, each in its own network namespace.
-pub struct Lab {
+pub(crate) struct Lab {
     id: String,
     hosts: Vec<String>,
     pub dir: tempfile::TempDir,
@@ -49,7 +49,7 @@ pub struct Lab {
 impl Lab {
     /// `hosts[i]` gets `10.203.0.{i+1}` and `fd23::{i+1}`; `probe` is a
     /// script the hosts' processes may run (copied world-readable).
-    pub fn new(hosts: &[&str], probe: &str) -> Lab {
+    pub(crate) fn new(hosts: &[&str], probe: &str) -> Lab {
         require_root();
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}{n}", std::process::id() % 100_000);
@@ -109,20 +109,20 @@ impl Lab {
             .unwrap_or_else(|| panic!("no host {host}"))
     }
 
-    pub fn ns(&self, host: &str) -> &str {
+    pub(crate) fn ns(&self, host: &str) -> &str {
         &self.hosts[self.index(host)]
     }
 
-    pub fn ip4(&self, host: &str) -> String {
+    pub(crate) fn ip4(&self, host: &str) -> String {
         format!("10.203.0.{}", self.index(host) + 1)
     }
 
-    pub fn ip6(&self, host: &str) -> String {
+    pub(crate) fn ip6(&self, host: &str) -> String {
         format!("fd23::{}", self.index(host) + 1)
     }
 
     /// Writes `name` under the lab's folder, readable by every UID.
-    pub fn file(&self, name: &str, contents: &str) -> PathBuf {
+    pub(crate) fn file(&self, name: &str, contents: &str) -> PathBuf {
         let path = self.dir.path().join(name);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).unwrap();
@@ -134,14 +134,14 @@ impl Lab {
     }
 
     /// `program args` in `host`'s namespace, as root.
-    pub fn exec(&self, host: &str, program: &str, args: &[&str]) -> Output {
+    pub(crate) fn exec(&self, host: &str, program: &str, args: &[&str]) -> Output {
         let mut all = vec!["netns", "exec", self.ns(host), program];
         all.extend_from_slice(args);
         run("ip", &all)
     }
 
     /// A command that runs `program` in `host`'s namespace as `uid`.
-    pub fn command(&self, host: &str, uid: u32, program: &str) -> Command {
+    pub(crate) fn command(&self, host: &str, uid: u32, program: &str) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", self.ns(host), "setpriv"])
             .arg(format!("--reuid={uid}"))
@@ -152,7 +152,7 @@ impl Lab {
 
     /// Starts `probe.py args` in `host` as `uid`; returns once it prints
     /// "ready".
-    pub fn serve(&mut self, host: &str, uid: u32, args: &[&str]) {
+    pub(crate) fn serve(&mut self, host: &str, uid: u32, args: &[&str]) {
         let mut cmd = self.command(host, uid, "/usr/bin/python3");
         let mut child = cmd
             .arg(self.dir.path().join("probe.py"))
@@ -170,7 +170,7 @@ impl Lab {
     }
 
     /// `probe.py args` in `host` as `uid`, to completion: its output.
-    pub fn probe(&self, host: &str, uid: u32, args: &[&str]) -> String {
+    pub(crate) fn probe(&self, host: &str, uid: u32, args: &[&str]) -> String {
         let out = self
             .command(host, uid, "/usr/bin/python3")
             .arg(self.dir.path().join("probe.py"))
@@ -181,14 +181,14 @@ impl Lab {
     }
 
     /// `usher run --config config` in `host` as `uid`, once ready.
-    pub fn usher(&self, host: &str, uid: u32, config: &Path) -> UsherProcess {
+    pub(crate) fn usher(&self, host: &str, uid: u32, config: &Path) -> UsherProcess {
         let mut cmd = self.command(host, uid, env!("CARGO_BIN_EXE_usher"));
         cmd.args(["run", "--config"]).arg(config);
         UsherProcess::spawn(cmd)
     }
 
     /// `usher init-net args` in `host` (root, as an init container runs).
-    pub fn init_net(&self, host: &str, args: &[&str]) {
+    pub(crate) fn init_net(&self, host: &str, args: &[&str]) {
         let mut all = vec!["init-net"];
         all.extend_from_slice(args);
         let out = self.exec(host, env!("CARGO_BIN_EXE_usher"), &all);
@@ -212,14 +212,14 @@ impl Drop for Lab {
     }
 }
 
-pub fn set_mode(path: &Path, mode: u32) {
+pub(crate) fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 /// Hands `dir` and the files in it to `uid` (keys must be 0600 and the
 /// sidecar's own).
-pub fn chown_tree(dir: &Path, uid: u32) {
+pub(crate) fn chown_tree(dir: &Path, uid: u32) {
     ok(
         "chown",
         &["-R", &format!("{uid}:{uid}"), dir.to_str().unwrap()],

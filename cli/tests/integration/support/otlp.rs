@@ -28,15 +28,15 @@ use prost::Message as _;
 use tokio::net::TcpListener;
 
 /// OTLP span kinds (opentelemetry.proto.trace.v1.Span.SpanKind).
-pub const KIND_SERVER: i32 = 2;
-pub const KIND_CLIENT: i32 = 3;
+pub(crate) const KIND_SERVER: i32 = 2;
+pub(crate) const KIND_CLIENT: i32 = 3;
 /// OTLP status codes.
-pub const STATUS_UNSET: i32 = 0;
-pub const STATUS_ERROR: i32 = 2;
+pub(crate) const STATUS_UNSET: i32 = 0;
+pub(crate) const STATUS_ERROR: i32 = 2;
 
 /// A span as received, flattened for assertions.
 #[derive(Clone, Debug)]
-pub struct ReceivedSpan {
+pub(crate) struct ReceivedSpan {
     pub service: String,
     pub resource: HashMap<String, String>,
     pub trace_id: String,
@@ -49,7 +49,7 @@ pub struct ReceivedSpan {
 }
 
 impl ReceivedSpan {
-    pub fn attr(&self, key: &str) -> Option<&str> {
+    pub(crate) fn attr(&self, key: &str) -> Option<&str> {
         self.attrs.get(key).map(String::as_str)
     }
 }
@@ -110,7 +110,7 @@ fn flatten(attrs: &[KeyValue]) -> HashMap<String, String> {
         .collect()
 }
 
-pub struct Receiver {
+pub(crate) struct Receiver {
     pub addr: SocketAddr,
     store: Store,
 }
@@ -130,7 +130,7 @@ impl TraceService for Grpc {
 
 impl Receiver {
     /// OTLP/gRPC (HTTP/2 cleartext), like a collector on port 4317.
-    pub async fn grpc() -> Receiver {
+    pub(crate) async fn grpc() -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let store = Store::default();
@@ -153,7 +153,7 @@ impl Receiver {
     }
 
     /// OTLP/HTTP with protobuf bodies, like a collector on port 4318.
-    pub async fn http() -> Receiver {
+    pub(crate) async fn http() -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let store = Store::default();
@@ -179,7 +179,7 @@ impl Receiver {
     }
 
     /// Accepts TCP connections and never reads or answers: a hung collector.
-    pub async fn hanging() -> Receiver {
+    pub(crate) async fn hanging() -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -197,16 +197,16 @@ impl Receiver {
         }
     }
 
-    pub fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    pub fn spans(&self) -> Vec<ReceivedSpan> {
+    pub(crate) fn spans(&self) -> Vec<ReceivedSpan> {
         self.store.spans.lock().unwrap().clone()
     }
 
     /// Waits until `n` spans of trace `trace_id` have arrived.
-    pub async fn wait_for_trace(&self, trace_id: &str, n: usize) -> Vec<ReceivedSpan> {
+    pub(crate) async fn wait_for_trace(&self, trace_id: &str, n: usize) -> Vec<ReceivedSpan> {
         let ok = super::wait_until(Duration::from_secs(15), || async {
             self.spans()
                 .iter()

@@ -7,12 +7,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-pub fn usher() -> Command {
+pub(crate) fn usher() -> Command {
     Command::new(env!("CARGO_BIN_EXE_usher"))
 }
 
 /// A running `usher run` and the addresses it reported when ready.
-pub struct UsherProcess {
+pub(crate) struct UsherProcess {
     pub child: Child,
     pub inbound: SocketAddr,
     pub outbound: SocketAddr,
@@ -26,12 +26,12 @@ pub struct UsherProcess {
 impl UsherProcess {
     /// Starts `usher run --config FILE` and waits (10 s at most) for its
     /// "usher ready" log line, which names the bound addresses.
-    pub fn start(config: &Path) -> UsherProcess {
+    pub(crate) fn start(config: &Path) -> UsherProcess {
         UsherProcess::start_with_env(config, &[])
     }
 
     /// [`UsherProcess::start`] with environment variables set.
-    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> UsherProcess {
+    pub(crate) fn start_with_env(config: &Path, env: &[(&str, &str)]) -> UsherProcess {
         let mut cmd = usher();
         cmd.args(["run", "--config"])
             .arg(config)
@@ -41,7 +41,7 @@ impl UsherProcess {
 
     /// Runs `cmd` (an `usher run`, possibly wrapped, e.g. in `ip netns
     /// exec`) and waits for its ready line.
-    pub fn spawn(mut cmd: Command) -> UsherProcess {
+    pub(crate) fn spawn(mut cmd: Command) -> UsherProcess {
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -90,11 +90,11 @@ impl UsherProcess {
         }
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let status = Command::new("kill")
             .arg(format!("-{sig}"))
             .arg(self.pid().to_string())
@@ -104,7 +104,7 @@ impl UsherProcess {
     }
 
     /// Peak resident set size (VmHWM) in KiB, from /proc.
-    pub fn peak_rss_kib(&self) -> u64 {
+    pub(crate) fn peak_rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         status
             .lines()
@@ -114,7 +114,7 @@ impl UsherProcess {
     }
 
     /// Waits for the process to exit, up to `deadline`.
-    pub fn wait_exit(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+    pub(crate) fn wait_exit(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
         let end = std::time::Instant::now() + deadline;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {

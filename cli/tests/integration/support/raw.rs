@@ -18,13 +18,13 @@ use super::{id, Pki};
 /// An HTTP/1.1 app that answers every request with the request head it
 /// received, byte for byte, and accepts `Upgrade: h2c` as hypercorn does
 /// (101, then closes: enough to see that the upgrade reached it).
-pub struct EchoApp {
+pub(crate) struct EchoApp {
     pub addr: SocketAddr,
     heads: Arc<Mutex<Vec<String>>>,
 }
 
 impl EchoApp {
-    pub async fn start() -> EchoApp {
+    pub(crate) async fn start() -> EchoApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let heads = Arc::new(Mutex::new(Vec::new()));
@@ -37,7 +37,7 @@ impl EchoApp {
         EchoApp { addr, heads }
     }
 
-    pub fn heads(&self) -> Vec<String> {
+    pub(crate) fn heads(&self) -> Vec<String> {
         self.heads.lock().unwrap().clone()
     }
 }
@@ -79,7 +79,10 @@ async fn echo_conn(mut tcp: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
 
 /// Reads up to the end of a request or response head; leaves what follows
 /// in `buf`.
-pub async fn read_head<S: AsyncRead + Unpin>(io: &mut S, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+pub(crate) async fn read_head<S: AsyncRead + Unpin>(
+    io: &mut S,
+    buf: &mut Vec<u8>,
+) -> Option<Vec<u8>> {
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = buf[..end + 4].to_vec();
@@ -98,7 +101,7 @@ pub async fn read_head<S: AsyncRead + Unpin>(io: &mut S, buf: &mut Vec<u8>) -> O
 }
 
 /// The value of the first header `name` in a head (case-insensitive).
-pub fn header_value<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn header_value<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().skip(1).find_map(|line| {
         let (k, v) = line.split_once(':')?;
         k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
@@ -106,7 +109,7 @@ pub fn header_value<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// Header lines (lower-cased names) of a head.
-pub fn header_names(head: &str) -> Vec<String> {
+pub(crate) fn header_names(head: &str) -> Vec<String> {
     head.lines()
         .skip(1)
         .filter_map(|l| {
@@ -117,7 +120,7 @@ pub fn header_names(head: &str) -> Vec<String> {
 }
 
 /// Status and body of one raw response (content-length framed, or to EOF).
-pub async fn read_response<S: AsyncRead + Unpin>(io: &mut S) -> (u16, String) {
+pub(crate) async fn read_response<S: AsyncRead + Unpin>(io: &mut S) -> (u16, String) {
     let mut buf = Vec::new();
     let head = tokio::time::timeout(Duration::from_secs(10), read_head(io, &mut buf))
         .await
@@ -154,14 +157,14 @@ pub async fn read_response<S: AsyncRead + Unpin>(io: &mut S) -> (u16, String) {
 
 /// A mesh peer: `name`'s certificate, talking TLS to an inbound listener
 /// that presents b's identity.
-pub struct MeshPeer {
+pub(crate) struct MeshPeer {
     addr: SocketAddr,
     config: Arc<rustls::ClientConfig>,
     h2_config: Arc<rustls::ClientConfig>,
 }
 
 impl MeshPeer {
-    pub fn new(pki: &Pki, name: &str, inbound: SocketAddr) -> MeshPeer {
+    pub(crate) fn new(pki: &Pki, name: &str, inbound: SocketAddr) -> MeshPeer {
         let certs = pki.issue(&format!("{name}-attacker"), &id(name));
         let bundle = certs.join("bundle.pem");
         MeshPeer {
@@ -183,13 +186,13 @@ impl MeshPeer {
     }
 
     /// A TLS connection with ALPN http/1.1, for a test to drive by hand.
-    pub async fn tls_h1(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
+    pub(crate) async fn tls_h1(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
         self.tls(&self.config).await
     }
 
     /// Like [`MeshPeer::h1`], but a refused connection (closed at accept,
     /// handshake cut) is an error, not a panic.
-    pub async fn try_h1(&self, raw: &str) -> Result<(u16, String), String> {
+    pub(crate) async fn try_h1(&self, raw: &str) -> Result<(u16, String), String> {
         let tcp = TcpStream::connect(self.addr)
             .await
             .map_err(|e| e.to_string())?;
@@ -219,7 +222,7 @@ impl MeshPeer {
     }
 
     /// Sends `raw` (a whole HTTP/1.1 request) and reads one response.
-    pub async fn h1(&self, raw: &str) -> (u16, String) {
+    pub(crate) async fn h1(&self, raw: &str) -> (u16, String) {
         let mut tls = self.tls(&self.config).await;
         tls.write_all(raw.as_bytes()).await.unwrap();
         read_response(&mut tls).await
@@ -227,7 +230,7 @@ impl MeshPeer {
 
     /// One HTTP/2 request with exactly these headers; the status, or the
     /// stream error's reason when usher resets it.
-    pub async fn h2(&self, req: http::Request<()>) -> Result<(StatusCode, String), String> {
+    pub(crate) async fn h2(&self, req: http::Request<()>) -> Result<(StatusCode, String), String> {
         let tls = self.tls(&self.h2_config).await;
         let (mut client, conn) = h2::client::handshake(tls)
             .await
