@@ -7,7 +7,7 @@ use crate::support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -432,9 +432,23 @@ async fn a_ca_mode_sidecar_is_not_ready_until_it_enrols() {
     );
 }
 
+/// A loopback address nothing listens on yet, for a server started later.
+/// Its port is below the kernel's ephemeral range, so that neither a socket
+/// bound to port 0 nor an outgoing connection of another test in this
+/// process takes it in the meantime.
 async fn free_port() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let low: u32 = range.split_whitespace().next().unwrap().parse().unwrap();
+    let first = low.saturating_sub(10_000).max(1024);
+    for _ in 0..1000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) + std::process::id();
+        let port = u16::try_from(first + n % (low - first)).unwrap();
+        if let Ok(l) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            return l.local_addr().unwrap();
+        }
+    }
+    panic!("no free port below {low}");
 }
 
 /// A Kubernetes-shaped projected service account token for
