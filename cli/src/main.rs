@@ -5,6 +5,7 @@
 //! Library errors are typed; here they become one readable line on stderr
 //! and a non-zero exit code.
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod ca;
 mod demo;

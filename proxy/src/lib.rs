@@ -11,6 +11,7 @@
 //! integration tests, the benchmarks and the fuzz targets use; the rest is
 //! crate-private, so that rustc reports what nothing uses.
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod admin;
 pub mod authn;

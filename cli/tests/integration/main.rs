@@ -3,6 +3,7 @@
 //! sidecars (in process, through the same start-up as `usher run`) and the
 //! real `usher` binary for what an operator runs (signals, the command
 //! line, network namespaces). `support` is what they share.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
