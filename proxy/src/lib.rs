@@ -11,6 +11,9 @@
 //! integration tests, the benchmarks and the fuzz targets use; the rest is
 //! crate-private, so that rustc reports what nothing uses.
 #![forbid(unsafe_code)]
+// The module docs link to the crate-private items they describe, for
+// `cargo doc --document-private-items`.
+#![allow(rustdoc::private_intra_doc_links)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod admin;
