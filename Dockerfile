@@ -22,7 +22,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     target="$(rustc -vV | sed -n 's/^host: //p')" \
     && RUSTFLAGS="-C target-feature=+crt-static" \
-       cargo build --release --locked -p usher-proxy --bin usher --target "$target" \
+       cargo build --release --locked -p usher-cli --bin usher --target "$target" \
     && strip --strip-debug -o /usr/local/bin/usher "target/$target/release/usher" \
     && /usr/local/bin/usher --version \
     && linkage="$(ldd /usr/local/bin/usher 2>&1 || true)" \

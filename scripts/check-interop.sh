@@ -36,7 +36,7 @@ done
 python3 -c 'import hypercorn, h2, grpc' 2>/dev/null \
     || die "python3 lacks hypercorn, h2 or grpcio (python3 -m pip install hypercorn h2 grpcio)"
 
-cargo build --locked -q -p usher-proxy --bin usher
+cargo build --locked -q -p usher-cli --bin usher
 usher="${CARGO_TARGET_DIR:-target}/debug/usher"
 
 work=$(mktemp -d)

@@ -19,7 +19,7 @@ for tool in curl python3 promtool prometheus; do
     command -v "$tool" >/dev/null || { echo "check-metrics: $tool is not installed" >&2; exit 1; }
 done
 
-cargo build --locked -q -p usher-proxy --bin usher
+cargo build --locked -q -p usher-cli --bin usher
 usher="${CARGO_TARGET_DIR:-target}/debug/usher"
 
 work=$(mktemp -d)

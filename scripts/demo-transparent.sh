@@ -15,7 +15,7 @@ fi
 ip netns del usher-demo-probe
 USHER=${1:-}
 if [ -z "$USHER" ]; then
-    cargo build --locked -q -p usher-proxy
+    cargo build --locked -q -p usher-cli
     USHER=$PWD/target/debug/usher
 fi
 TMP=$(mktemp -d)

@@ -158,7 +158,7 @@ install_tools
 
 if [ ! -x "$USHER_BIN" ]; then
     log "building usher (release)"
-    (cd "$ROOT" && cargo build --release --locked -p usher-proxy)
+    (cd "$ROOT" && cargo build --release --locked -p usher-cli)
 fi
 
 # 512 connections through two proxies needs a few thousand descriptors.

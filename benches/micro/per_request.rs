@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the pieces every request or connection pays for.
 //! Run: `cargo bench -p usher-benches` (results in target/criterion).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -1,4 +1,5 @@
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 //! usher's mini-CA, as a library and as a service.
 //!
 //! * [`SpiffeId`]: parsing and validating SPIFFE IDs per the SPIFFE-ID

@@ -7,6 +7,7 @@
 //! has a binary of its own: `tracing` caches per call site whether anyone
 //! listens, and a site first reached by another test's thread at the
 //! moment this subscriber is installed could be cached as unheard.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};

@@ -4,6 +4,7 @@
 //! `sub` and the `kubernetes.io` claim) signed by keys made here, the keys
 //! read from a JWKS file or found by OIDC discovery on a real local HTTPS
 //! server; then every way such a token can be wrong.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -2,6 +2,7 @@
 //! account tokens: who enrolled (namespace, service account, pod) as an
 //! audit record, why a token was refused, and never the token itself.
 //! A binary of its own for the reason given in tests/enrol_log.rs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,6 @@
 //! The CA server and its client, end to end: a real server on 127.0.0.1
 //! port 0, real TLS, real files.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
+use usher_proxy::config::IdentitySource;
 use usher_proxy::Config;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,12 +16,15 @@ fuzz_target!(|data: &[u8]| {
     match Config::parse(text, file, base) {
         Ok(config) => {
             // Every relative path is resolved against `base`.
-            let id = &config.identity;
-            for p in [&id.cert, &id.key, &id.bundle] {
-                assert!(p.as_os_str().is_empty() || p.is_absolute(), "{p:?}");
-            }
-            if let Some(ca) = &id.ca {
-                assert!(ca.bundle.is_absolute() && ca.token_file.is_absolute());
+            match &config.identity {
+                IdentitySource::Files(files) => {
+                    for p in [&files.cert, &files.key, &files.bundle] {
+                        assert!(p.is_absolute(), "{p:?}");
+                    }
+                }
+                IdentitySource::Ca(ca) => {
+                    assert!(ca.bundle.is_absolute() && ca.token_file.is_absolute());
+                }
             }
             if let Some(policy) = &config.policy {
                 for p in policy.files.iter().chain(&policy.data) {

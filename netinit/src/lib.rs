@@ -16,6 +16,7 @@
 //! links no netfilter library. Running it again replaces what it installed;
 //! [`remove`] takes it away.
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod iptables;
 mod nft;

@@ -37,13 +37,16 @@ pub(crate) struct Scan {
 }
 
 impl Scan {
-    pub fn calls_any(&self, names: &[&str]) -> bool {
+    pub(crate) fn calls_any(&self, names: &[&str]) -> bool {
         self.calls.iter().any(|c| names.contains(&c.name.as_str()))
     }
 
     /// Calls that are neither a regorus builtin, one of `extra` (usher's
     /// extensions), nor (by name) a user-defined function.
-    pub fn unknown<'a>(&'a self, extra: &'a [&str]) -> impl Iterator<Item = &'a CallSite> + 'a {
+    pub(crate) fn unknown<'a>(
+        &'a self,
+        extra: &'a [&str],
+    ) -> impl Iterator<Item = &'a CallSite> + 'a {
         self.calls.iter().filter(move |c| {
             let last = c.name.rsplit('.').next().unwrap_or_default();
             !(c.name == "print"

@@ -30,10 +30,10 @@ enum Token {
 /// A malformed pattern or delimiter: `glob.match` is then undefined, as a
 /// failing builtin is in OPA's non-strict mode.
 #[derive(Debug, PartialEq, Eq)]
-pub struct GlobError;
+pub(crate) struct GlobError;
 
 /// Whether `input` matches `pattern`, with `delimiters` (`None`: none).
-pub fn glob_match(
+pub(crate) fn glob_match(
     pattern: &str,
     delimiters: Option<&[char]>,
     input: &str,

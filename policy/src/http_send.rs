@@ -74,15 +74,15 @@ use tokio_rustls::client::TlsStream;
 mod tests;
 
 /// A call's timeout when the request sets none (OPA's default).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest timeout a request may set (longer ones are cut to this).
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest response body accepted; a larger one is a network error.
-pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
+pub(crate) const MAX_RESPONSE_BYTES: usize = 1 << 20;
 /// The most responses the process-wide cache holds.
-pub const MAX_CACHE_ENTRIES: usize = 1024;
+pub(crate) const MAX_CACHE_ENTRIES: usize = 1024;
 /// The most redirects followed with `enable_redirect: true`.
-pub const MAX_REDIRECTS: usize = 10;
+pub(crate) const MAX_REDIRECTS: usize = 10;
 
 /// Statuses whose responses may be cached (OPA's list).
 const CACHEABLE: &[u16] = &[200, 203, 204, 206, 300, 301, 404, 405, 410, 414, 501];

@@ -3,6 +3,7 @@
 //! otherwise), OPA's `io.jwt.*` builtins, and the decision mapping of
 //! opa-envoy-plugin. See `policy/README.md`.
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod analysis;
 pub mod builtins;

@@ -23,6 +23,7 @@
 //! `OPA_COMPAT_ONLY=name,name` runs only those cases; `OPA_COMPAT_VERBOSE=1`
 //! prints whole values instead of their first characters; `OPA_COMPAT_DIR`
 //! points the test at another folder laid out like `policy/compat`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -3,7 +3,7 @@
 //! read-only views of the current identity and policy, and `/logging` to
 //! read or change the log filter. Plain HTTP; keep it on loopback.
 
-pub mod app_probe;
+pub(crate) mod app_probe;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -37,21 +37,21 @@ fn json(body: String) -> Response<ProxyBody> {
 /// What the admin endpoints report.
 pub struct AdminState {
     /// Listeners serving, and not draining.
-    pub ready: AtomicBool,
-    pub service: String,
+    pub(crate) ready: AtomicBool,
+    pub(crate) service: String,
     pub spiffe_id: SpiffeId,
     /// Absent until the first certificate is held (CA mode enrols after
     /// the admin listener is up, so probes can see why it is not ready).
-    pub identity: ArcSwapOption<Identity>,
-    pub policy: Option<Arc<PolicyStore>>,
-    pub metrics: Arc<Metrics>,
+    pub(crate) identity: ArcSwapOption<Identity>,
+    pub(crate) policy: Option<Arc<PolicyStore>>,
+    pub(crate) metrics: Arc<Metrics>,
     /// The app's HTTP probes usher makes for the kubelet (set once at
     /// start from `USHER_APP_PROBES`; see [`app_probe`]).
-    pub app_probes: std::sync::OnceLock<app_probe::AppProbes>,
+    pub(crate) app_probes: std::sync::OnceLock<app_probe::AppProbes>,
 }
 
 impl AdminState {
-    pub fn new(
+    pub(crate) fn new(
         service: String,
         spiffe_id: SpiffeId,
         policy: Option<Arc<PolicyStore>>,
@@ -68,13 +68,13 @@ impl AdminState {
         })
     }
 
-    pub fn set_ready(&self, ready: bool) {
+    pub(crate) fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::SeqCst);
     }
 
     /// Ready: serving, not draining, and holding a certificate that has
     /// not expired. `Err` says why not.
-    pub fn readiness(&self) -> Result<(), &'static str> {
+    pub(crate) fn readiness(&self) -> Result<(), &'static str> {
         match self.identity.load().as_ref() {
             None => return Err("not ready: no workload certificate yet"),
             Some(id) if !id.is_valid() => {
@@ -87,16 +87,12 @@ impl AdminState {
         }
         Ok(())
     }
-
-    pub fn is_ready(&self) -> bool {
-        self.readiness().is_ok()
-    }
 }
 
 /// The longest `/logging` body accepted.
 const MAX_FILTER_BODY: usize = 4096;
 
-pub async fn handle(
+pub(crate) async fn handle(
     state: Arc<AdminState>,
     req: Request<Incoming>,
     remote: SocketAddr,

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 /// A streamed request body. Without a prefix it is the caller's body as is;
 /// no copy, no buffering.
 #[derive(Debug)]
-pub struct RequestBody {
+pub(crate) struct RequestBody {
     prefix: Option<Bytes>,
     /// Trailers met while reading the prefix (the stream had ended).
     trailers: Option<http::HeaderMap>,
@@ -24,7 +24,7 @@ pub struct RequestBody {
 
 /// Why a request body could not be read to its end.
 #[derive(Debug, thiserror::Error)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     #[error(transparent)]
     Read(#[from] hyper::Error),
     #[error("the request body is larger than {0} bytes")]
@@ -32,7 +32,7 @@ pub enum BodyError {
 }
 
 impl RequestBody {
-    pub fn new(body: Incoming) -> RequestBody {
+    pub(crate) fn new(body: Incoming) -> RequestBody {
         RequestBody {
             prefix: None,
             trailers: None,
@@ -43,7 +43,7 @@ impl RequestBody {
     }
 
     /// Caps the body at `max` bytes (the stream fails beyond it).
-    pub fn limit(mut self, max: u64) -> RequestBody {
+    pub(crate) fn limit(mut self, max: u64) -> RequestBody {
         self.limit = Some(max);
         self
     }
@@ -60,7 +60,7 @@ impl RequestBody {
     /// yields them, whether the body is longer than that (`truncated`), and
     /// the body to forward, which still yields every byte (and trailers)
     /// in order.
-    pub fn read_prefix(mut self, max: usize) -> ReadPrefix {
+    pub(crate) fn read_prefix(mut self, max: usize) -> ReadPrefix {
         let mut buf = bytes::BytesMut::new();
         if let Some(prefix) = self.prefix.take() {
             buf.extend_from_slice(&prefix);
@@ -76,7 +76,7 @@ impl RequestBody {
 /// [`RequestBody::read_prefix`]: a named future, so the policy step that
 /// awaits it needs no box.
 #[derive(Debug)]
-pub struct ReadPrefix {
+pub(crate) struct ReadPrefix {
     body: Option<RequestBody>,
     buf: bytes::BytesMut,
     max: usize,

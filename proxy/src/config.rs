@@ -22,13 +22,13 @@ pub struct Config {
     pub service: String,
     /// The certificate's source: three files, or a CA (`identity.ca`).
     pub identity: IdentitySource,
-    pub inbound: InboundConfig,
+    pub(crate) inbound: InboundConfig,
     #[serde(default)]
-    pub outbound: OutboundConfig,
+    pub(crate) outbound: OutboundConfig,
     #[serde(default)]
-    pub admin: AdminConfig,
+    pub(crate) admin: AdminConfig,
     #[serde(default)]
-    pub tls: TlsConfig,
+    pub(crate) tls: TlsConfig,
     #[serde(default)]
     pub shutdown: ShutdownConfig,
     #[serde(default)]
@@ -39,29 +39,29 @@ pub struct Config {
     pub policy: Option<PolicyConfig>,
     /// Spans, access log, metric label bounds. Metrics are always on.
     #[serde(default)]
-    pub telemetry: TelemetryConfig,
+    pub(crate) telemetry: TelemetryConfig,
     /// End-user JWTs on inbound requests; absent: tokens are not looked at.
     #[serde(default)]
-    pub authentication: Option<AuthenticationConfig>,
+    pub(crate) authentication: Option<AuthenticationConfig>,
     /// Per-caller token buckets on inbound requests.
     #[serde(default)]
-    pub rate_limit: Option<RateLimitConfig>,
+    pub(crate) rate_limit: Option<RateLimitConfig>,
     /// `server:` as written; resolved into [`Config::server`].
     #[serde(default, rename = "server")]
     server_keys: ServerKeys,
     /// The limits every listener applies (`server:`, or the old spelling
     /// under `inbound:`).
     #[serde(skip)]
-    pub server: ServerConfig,
+    pub(crate) server: ServerConfig,
     /// What works but should be changed (old spellings); `usher run` logs
     /// them at start, `usher check` prints them.
     #[serde(skip)]
-    pub warnings: Vec<ConfigWarning>,
+    pub(crate) warnings: Vec<ConfigWarning>,
     /// The app's probes usher makes for the kubelet, from the environment
     /// (`USHER_APP_PROBES`, written by `usher inject`), read by
     /// [`Config::load`].
     #[serde(skip)]
-    pub app_probes: crate::admin::app_probe::AppProbes,
+    pub(crate) app_probes: crate::admin::app_probe::AppProbes,
 }
 
 mod guard;
@@ -72,16 +72,17 @@ mod server;
 mod telemetry;
 mod transparent;
 mod validate;
-pub use guard::{
-    AuthenticationConfig, BucketConfig, JwtIssuerConfig, RateLimitConfig, RouteLimitConfig,
-    TokenLocation,
-};
-pub use hardening::{AppProtocol, PathNormalizationConfig};
+#[cfg(test)]
+pub(crate) use guard::RouteLimitConfig;
+pub(crate) use guard::{AuthenticationConfig, BucketConfig, RateLimitConfig};
+pub(crate) use hardening::{AppProtocol, PathNormalizationConfig};
 pub use identity::{CaIdentityConfig, IdentityFiles, IdentitySource};
-pub use policy::{DecisionLogConfig, PolicyConfig, PolicyMode, RegoVersionConfig, WithBodyConfig};
-pub use server::{ConfigWarning, ServerConfig, ServerKeys};
-pub use telemetry::{OtlpConfig, OtlpProtocol, TelemetryConfig};
-pub use transparent::{Destination, InboundMode, InboundModes, UnknownAction, UnknownDestinations};
+pub use policy::PolicyConfig;
+pub(crate) use policy::{PolicyMode, RegoVersionConfig};
+pub(crate) use server::{ConfigWarning, ServerConfig, ServerKeys};
+pub use telemetry::TelemetryConfig;
+pub(crate) use telemetry::{OtlpConfig, OtlpProtocol};
+pub(crate) use transparent::{InboundMode, InboundModes, UnknownAction, UnknownDestinations};
 
 /// The async runtime the sidecar runs on.
 #[derive(Clone, Debug, Deserialize)]
@@ -105,66 +106,66 @@ impl Default for RuntimeConfig {
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct InboundConfig {
+pub(crate) struct InboundConfig {
     /// Where peers connect with mutual TLS.
     #[serde(
         default = "defaults::inbound_listen",
         deserialize_with = "de::socket_addr"
     )]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// The local application, plain HTTP.
     #[serde(deserialize_with = "de::socket_addr")]
-    pub app: SocketAddr,
+    pub(crate) app: SocketAddr,
     /// How long to wait for a TCP connection to the app.
     #[serde(
         default = "defaults::connect_timeout",
         deserialize_with = "de::duration"
     )]
-    pub app_connect_timeout: Duration,
+    pub(crate) app_connect_timeout: Duration,
     /// The app must answer (headers) within this; 504 otherwise.
     #[serde(
         default = "defaults::request_timeout",
         deserialize_with = "de::duration"
     )]
-    pub request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     /// Largest request body: 413 beyond it. Absent: unlimited (streamed).
     #[serde(default)]
-    pub max_request_body: Option<u64>,
+    pub(crate) max_request_body: Option<u64>,
     /// Trust domains peers may come from (federation). Empty: this
     /// workload's own trust domain only.
     #[serde(default, deserialize_with = "hardening::trust_domains")]
-    pub trust_domains: Vec<String>,
+    pub(crate) trust_domains: Vec<String>,
     /// `Upgrade` protocols passed to the app; `h2c` never is.
     #[serde(
         default = "hardening::default_upgrades",
         deserialize_with = "hardening::upgrades"
     )]
-    pub upgrades: Vec<String>,
+    pub(crate) upgrades: Vec<String>,
     /// How request paths are normalised before any check.
     #[serde(default)]
-    pub path_normalization: PathNormalizationConfig,
+    pub(crate) path_normalization: PathNormalizationConfig,
     /// Keep the caller's `Forwarded`, `X-Forwarded-*` and `X-Real-IP`
     /// (removed by default: a peer can write anything in them).
     #[serde(default)]
-    pub trust_forwarded_headers: bool,
+    pub(crate) trust_forwarded_headers: bool,
     /// The HTTP version spoken to the app: `http1`, `http2` or `auto`.
     #[serde(default)]
-    pub app_protocol: AppProtocol,
+    pub(crate) app_protocol: AppProtocol,
     /// `strict` (mTLS only) or `permissive` (plain-text callers too, with
     /// no identity), for connections `usher init-net` redirects or that
     /// reach the listener directly.
     #[serde(default)]
-    pub mode: InboundMode,
+    pub(crate) mode: InboundMode,
     /// Per port the caller dialled (the original destination): a mode
     /// other than `mode`.
     #[serde(default)]
-    pub port_modes: BTreeMap<u16, InboundMode>,
+    pub(crate) port_modes: BTreeMap<u16, InboundMode>,
     /// Permissive mode: how long a connection's first bytes may take.
     #[serde(
         default = "transparent::inbound_detect_timeout",
         deserialize_with = "de::duration"
     )]
-    pub detect_timeout: Duration,
+    pub(crate) detect_timeout: Duration,
     // The old spelling of the `server:` keys: still accepted, with a
     // warning; resolved into `Config::server` (read that, not these).
     #[serde(default, deserialize_with = "server::count")]
@@ -194,34 +195,34 @@ impl InboundConfig {
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OutboundConfig {
+pub(crate) struct OutboundConfig {
     /// Where the local application sends plain HTTP.
     #[serde(
         default = "defaults::outbound_listen",
         deserialize_with = "de::socket_addr"
     )]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     #[serde(default)]
-    pub routes: Vec<RouteConfig>,
+    pub(crate) routes: Vec<RouteConfig>,
     /// How long to wait for a peer's TCP connection and TLS handshake.
     #[serde(
         default = "defaults::connect_timeout",
         deserialize_with = "de::duration"
     )]
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// `Upgrade` protocols the app may ask for; `h2c` never is.
     #[serde(
         default = "hardening::default_upgrades",
         deserialize_with = "hardening::upgrades"
     )]
-    pub upgrades: Vec<String>,
+    pub(crate) upgrades: Vec<String>,
     /// A second outbound listener for the app's IPv6 connections that
     /// `usher init-net` redirects (to `[::1]`), e.g. `"[::1]:15001"`.
     #[serde(default, deserialize_with = "de::opt_socket_addr")]
-    pub listen_ipv6: Option<SocketAddr>,
+    pub(crate) listen_ipv6: Option<SocketAddr>,
     /// Redirected connections whose destination no route covers.
     #[serde(default)]
-    pub unknown: UnknownDestinations,
+    pub(crate) unknown: UnknownDestinations,
     /// Redirected connections: how long the app's first bytes may take
     /// before the protocol is taken to be one where the server speaks
     /// first (opaque).
@@ -229,7 +230,7 @@ pub struct OutboundConfig {
         default = "transparent::outbound_detect_timeout",
         deserialize_with = "de::duration"
     )]
-    pub detect_timeout: Duration,
+    pub(crate) detect_timeout: Duration,
 }
 
 impl Default for OutboundConfig {
@@ -264,13 +265,13 @@ pub struct RouteConfig {
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AdminConfig {
+pub(crate) struct AdminConfig {
     /// `/live`, `/ready` and read-only views; keep it on loopback.
     #[serde(
         default = "defaults::admin_listen",
         deserialize_with = "de::socket_addr"
     )]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
 }
 
 impl Default for AdminConfig {
@@ -287,11 +288,11 @@ impl Default for AdminConfig {
 pub struct TlsConfig {
     /// `"1.3"` (default) or `"1.2"` to also accept TLS 1.2 peers.
     #[serde(default)]
-    pub min_version: TlsVersion,
+    pub(crate) min_version: TlsVersion,
     /// Offer the hybrid post-quantum key exchange X25519MLKEM768 first
     /// (default true; costs ~2.3 KB and some CPU per full handshake).
     #[serde(default = "defaults::yes")]
-    pub post_quantum: bool,
+    pub(crate) post_quantum: bool,
 }
 
 impl Default for TlsConfig {
@@ -304,7 +305,7 @@ impl Default for TlsConfig {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-pub enum TlsVersion {
+pub(crate) enum TlsVersion {
     #[serde(rename = "1.2")]
     Tls12,
     #[default]
@@ -332,7 +333,7 @@ mod de;
 mod defaults;
 
 /// Largest `usher.yaml` accepted.
-pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// A configuration error: which file, which key, what was expected.
 #[derive(Debug, thiserror::Error)]
@@ -340,8 +341,8 @@ pub struct ConfigError {
     pub file: PathBuf,
     /// Dotted path of the key (`inbound.listen`, `outbound.routes[0].identity`),
     /// or empty when the problem is the file as a whole.
-    pub key: String,
-    pub message: String,
+    pub(crate) key: String,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for ConfigError {

@@ -9,7 +9,7 @@ use crate::identity::IdentityMismatch;
 use crate::respond::ProxyError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
+pub(crate) enum ConnectError {
     #[error("connection timed out")]
     Timeout,
     #[error("TCP connect failed: {0}")]
@@ -27,7 +27,7 @@ pub enum ConnectError {
 impl ConnectError {
     /// Classifies a failed TLS handshake: a peer with the wrong SPIFFE ID
     /// is reported as such, everything else as a TLS failure.
-    pub fn from_handshake(err: io::Error) -> ConnectError {
+    pub(crate) fn from_handshake(err: io::Error) -> ConnectError {
         let mismatch = err
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<rustls::Error>())
@@ -46,13 +46,13 @@ impl ConnectError {
 
 /// Which side of the sidecar a forward went to; decides the wording.
 #[derive(Clone, Copy, Debug)]
-pub enum Hop {
+pub(crate) enum Hop {
     App,
     Peer,
 }
 
 /// Maps a failed forward to what the client is told.
-pub fn classify(err: &hyper_util::client::legacy::Error, hop: Hop) -> ProxyError {
+pub(crate) fn classify(err: &hyper_util::client::legacy::Error, hop: Hop) -> ProxyError {
     let reason = error_chain(err);
     match find_cause::<crate::body::BodyError>(err) {
         Some(crate::body::BodyError::TooLarge(max)) => {
@@ -92,7 +92,7 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Why a TLS handshake failed, as a metric label: a fixed, small set.
-pub fn tls_failure_reason(err: &io::Error) -> &'static str {
+pub(crate) fn tls_failure_reason(err: &io::Error) -> &'static str {
     use rustls::{CertificateError, Error as TlsErr};
     if err.kind() == io::ErrorKind::TimedOut {
         return "timeout";

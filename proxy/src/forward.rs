@@ -27,7 +27,7 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(25);
 /// request goes out in the version it came in, so that h2 features
 /// (trailers, multiplexing, gRPC) and h1 features (Upgrade) survive.
 #[derive(Clone)]
-pub struct Upstream<C> {
+pub(crate) struct Upstream<C> {
     h1: Client<C, RequestBody>,
     h2: Client<C, RequestBody>,
     tunnels: TaskTracker,
@@ -43,7 +43,7 @@ where
     /// `h1_connector` and `h2_connector` may differ (e.g. in the ALPN they
     /// offer); each client pools its own connections. `direction` is the
     /// side of the sidecar this upstream serves (inbound: to the app).
-    pub fn new(
+    pub(crate) fn new(
         h1_connector: C,
         h2_connector: C,
         tunnels: TaskTracker,
@@ -72,7 +72,7 @@ where
 
     /// Forwards `req` to `scheme://authority` + its path. Hop-by-hop headers
     /// are removed here; everything else about the request is the caller's.
-    pub fn forward(
+    pub(crate) fn forward(
         &self,
         mut req: Request<RequestBody>,
         scheme: Scheme,
@@ -129,7 +129,7 @@ where
 pin_project_lite::pin_project! {
     /// A forwarded request's response. Not boxed; an upgrade request
     /// (rare) carries what it needs to splice the tunnel in a box.
-    pub struct ForwardFuture {
+    pub(crate) struct ForwardFuture {
         #[pin]
         response: ResponseFuture,
         upgrade: Option<Box<Upgrade>>,
@@ -211,7 +211,7 @@ impl Upgrade {
 }
 
 /// Finds an error of type `E` anywhere in `err`'s source chain.
-pub fn find_cause<'a, E: std::error::Error + 'static>(
+pub(crate) fn find_cause<'a, E: std::error::Error + 'static>(
     err: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a E> {
     let mut cur = Some(err);

@@ -11,13 +11,13 @@ pub static XFCC: HeaderName = HeaderName::from_static("x-forwarded-client-cert")
 
 /// Headers that carry identity and are only trusted when usher sets them;
 /// whatever a caller sent under these names is removed first.
-pub static SPOOFABLE: &[&HeaderName] = &[&XFCC];
+pub(crate) static SPOOFABLE: &[&HeaderName] = &[&XFCC];
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// True for an HTTP/1.1 request asking to switch protocols (WebSocket...).
-pub fn is_upgrade<B>(req: &Request<B>) -> bool {
+pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
     req.version() == Version::HTTP_11
         && req.headers().contains_key(UPGRADE)
         && connection_has(req.headers(), "upgrade")
@@ -112,7 +112,7 @@ pub fn authority<B>(req: &Request<B>) -> Option<&str> {
 }
 
 /// [`authority`] for a request already split into parts.
-pub fn authority_of_parts(parts: &http::request::Parts) -> Option<&str> {
+pub(crate) fn authority_of_parts(parts: &http::request::Parts) -> Option<&str> {
     match parts.uri.authority() {
         Some(a) => Some(a.as_str()),
         None => parts.headers.get(HOST).and_then(|h| h.to_str().ok()),

@@ -23,7 +23,7 @@ use crate::target::{CancelGuard, TelemetryPeer};
 use crate::telemetry::{ConnMetrics, Direction, Observation, ObservedBody, Peer, Telemetry};
 
 /// What the observe step needs from its connection.
-pub trait ObserveTarget: TelemetryPeer + CancelGuard {
+pub(crate) trait ObserveTarget: TelemetryPeer + CancelGuard {
     fn direction(&self) -> Direction;
     /// The local app's address on an outbound connection (for the log
     /// line); `None` inbound, where the peer's ID names the caller.
@@ -32,7 +32,7 @@ pub trait ObserveTarget: TelemetryPeer + CancelGuard {
 
 /// A request as the observe step sees it: the HTTP request, and the peer
 /// when the request knows it better than the connection does.
-pub trait ObservedRequest {
+pub(crate) trait ObservedRequest {
     fn http_mut(&mut self) -> &mut Request<RequestBody>;
     /// The peer this request goes to, if it was chosen per request (the
     /// outbound route); `None`: the connection's.
@@ -50,7 +50,7 @@ impl ObservedRequest for Request<RequestBody> {
 }
 
 /// Built per connection.
-pub struct ObserveLayer<T> {
+pub(crate) struct ObserveLayer<T> {
     target: Arc<T>,
     telemetry: Arc<Telemetry>,
     metrics: Arc<ConnMetrics>,
@@ -59,7 +59,7 @@ pub struct ObserveLayer<T> {
 }
 
 impl<T> ObserveLayer<T> {
-    pub fn new(target: Arc<T>, telemetry: Arc<Telemetry>, policy_on: bool) -> Self
+    pub(crate) fn new(target: Arc<T>, telemetry: Arc<Telemetry>, policy_on: bool) -> Self
     where
         T: ObserveTarget,
     {
@@ -90,7 +90,7 @@ impl<T, S> tower::Layer<S> for ObserveLayer<T> {
     }
 }
 
-pub struct Observe<T, S> {
+pub(crate) struct Observe<T, S> {
     target: Arc<T>,
     telemetry: Arc<Telemetry>,
     metrics: Arc<ConnMetrics>,
@@ -155,7 +155,7 @@ where
 pin_project_lite::pin_project! {
     /// The response from below, or the error rescued into one, with its
     /// body observed. Not boxed.
-    pub struct ObserveFuture<F> {
+    pub(crate) struct ObserveFuture<F> {
         #[pin]
         inner: F,
         obs: Option<Observation>,

@@ -27,38 +27,28 @@ use tokio_util::task::TaskTracker;
 
 mod service;
 mod splice;
+pub(crate) use service::StackService;
 use service::WithTunnelSlot;
-pub use service::{NotReady, StackService};
-pub use splice::splice;
+pub(crate) use splice::splice;
 
 /// Stop signal and the set of live connection tasks, shared by listeners.
 #[derive(Clone, Default)]
-pub struct Lifecycle {
-    pub shutdown: CancellationToken,
-    pub tasks: TaskTracker,
+pub(crate) struct Lifecycle {
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tasks: TaskTracker,
 }
 
 /// Limits every listener applies to what a client can make usher hold.
 #[derive(Clone, Copy, Debug)]
-pub struct ServerLimits {
+pub(crate) struct ServerLimits {
     /// Request head size: hyper answers 431 beyond it (HTTP/1), the
     /// HTTP/2 header list is capped at it.
-    pub max_header_bytes: usize,
+    pub(crate) max_header_bytes: usize,
     /// From "ready for a request head" to a complete head: a slowloris
     /// client is disconnected after it. On an idle keep-alive connection
     /// this closes the connection too.
-    pub header_read_timeout: Duration,
-    pub http2_max_concurrent_streams: u32,
-}
-
-impl Default for ServerLimits {
-    fn default() -> Self {
-        ServerLimits {
-            max_header_bytes: 16 * 1024,
-            header_read_timeout: Duration::from_secs(30),
-            http2_max_concurrent_streams: 256,
-        }
-    }
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) http2_max_concurrent_streams: u32,
 }
 
 /// Streams a client may reset before the server has accepted them (the
@@ -68,7 +58,7 @@ const MAX_PENDING_RESETS: usize = 20;
 const MAX_ERROR_RESETS: usize = 256;
 
 /// The HTTP server settings used on every listener.
-pub fn http_builder(limits: ServerLimits) -> auto::Builder<TokioExecutor> {
+pub(crate) fn http_builder(limits: ServerLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -91,7 +81,7 @@ pub fn http_builder(limits: ServerLimits) -> auto::Builder<TokioExecutor> {
 /// Accepts until shutdown, handing each connection to `handle` in a
 /// tracked task. Accept errors (e.g. out of file descriptors) are logged
 /// and retried after a short pause instead of ending the listener.
-pub async fn accept_loop<H, F>(
+pub(crate) async fn accept_loop<H, F>(
     listener: TcpListener,
     name: &'static str,
     life: Lifecycle,
@@ -137,7 +127,7 @@ pub async fn accept_loop<H, F>(
 /// as requests dropped before their response. Over the budget within a
 /// window, the connection is asked to finish (GOAWAY).
 #[derive(Debug)]
-pub struct ResetGuard {
+pub(crate) struct ResetGuard {
     cancelled: std::sync::atomic::AtomicU32,
     window_start: AtomicU64,
     close: CancellationToken,
@@ -148,7 +138,7 @@ const RESET_BUDGET: u32 = 200;
 const RESET_WINDOW_SECS: u64 = 10;
 
 impl ResetGuard {
-    pub fn new(close: CancellationToken) -> ResetGuard {
+    pub(crate) fn new(close: CancellationToken) -> ResetGuard {
         ResetGuard {
             cancelled: std::sync::atomic::AtomicU32::new(0),
             window_start: AtomicU64::new(0),
@@ -157,7 +147,7 @@ impl ResetGuard {
     }
 
     /// A request on this connection was dropped before its response.
-    pub fn cancelled(&self) {
+    pub(crate) fn cancelled(&self) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -181,23 +171,19 @@ impl ResetGuard {
 /// At most `max` connections per listener (a semaphore: one atomic per
 /// accept, no lock).
 #[derive(Clone)]
-pub struct ConnectionLimit {
+pub(crate) struct ConnectionLimit {
     slots: Arc<Semaphore>,
     on_refused: Arc<dyn Fn() + Send + Sync>,
     logged: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ConnectionLimit {
-    pub fn new(max: usize, on_refused: Arc<dyn Fn() + Send + Sync>) -> ConnectionLimit {
+    pub(crate) fn new(max: usize, on_refused: Arc<dyn Fn() + Send + Sync>) -> ConnectionLimit {
         ConnectionLimit {
             slots: Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))),
             on_refused,
             logged: Arc::default(),
         }
-    }
-
-    pub fn unlimited() -> ConnectionLimit {
-        ConnectionLimit::new(Semaphore::MAX_PERMITS, Arc::new(|| {}))
     }
 
     fn try_acquire(&self) -> Option<OwnedSemaphorePermit> {
@@ -218,7 +204,7 @@ impl ConnectionLimit {
 
 /// Serves HTTP/1.1 or HTTP/2 (detected) on `io` until the peer closes or
 /// shutdown asks the connection to finish.
-pub async fn serve_http<I, S, B>(
+pub(crate) async fn serve_http<I, S, B>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
     service: S,
@@ -305,10 +291,10 @@ pub async fn serve_http<I, S, B>(
 /// A connection's tunnel, once an upgrade is spliced: `started` when the
 /// 101 is on its way, `stop` to cut it, `done` when it has ended.
 #[derive(Clone, Default)]
-pub struct TunnelSlot {
-    pub started: Arc<std::sync::atomic::AtomicBool>,
-    pub stop: CancellationToken,
-    pub done: CancellationToken,
+pub(crate) struct TunnelSlot {
+    pub(crate) started: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) stop: CancellationToken,
+    pub(crate) done: CancellationToken,
 }
 
 /// Counts I/O operations that moved bytes, for the idle timeout.

@@ -28,9 +28,7 @@ use crate::admin::AdminState;
 use crate::authn::AuthnError;
 use crate::authz::{spawn_watcher, AuthzShared, PolicyStore};
 use crate::config::{Config, ServerConfig};
-use crate::identity::{
-    crypto_provider, server_config, CertStore, Identity, IdentityError, TlsError,
-};
+use crate::identity::{crypto_provider, server_config, Identity, IdentityError, TlsError};
 use crate::outbound::RouteTable;
 use crate::serve::{http_builder, Lifecycle, ServerLimits};
 use crate::telemetry::Telemetry;
@@ -75,7 +73,6 @@ pub struct Sidecar {
     /// The policy in force, when one is configured (`reload` on SIGHUP).
     pub policy: Option<Arc<PolicyStore>>,
     pub admin: Arc<AdminState>,
-    pub certs: Arc<CertStore>,
     /// The identity in force (renewed or reloaded in place).
     pub identity: Arc<Identity>,
     pub telemetry: Arc<Telemetry>,
@@ -95,8 +92,8 @@ pub enum DrainOutcome {
 /// The HTTP server every listener runs: hyper's builder with the
 /// `server:` limits applied, and those limits.
 pub(crate) struct Http {
-    pub builder: Arc<auto::Builder<TokioExecutor>>,
-    pub limits: ServerConfig,
+    pub(crate) builder: Arc<auto::Builder<TokioExecutor>>,
+    pub(crate) limits: ServerConfig,
 }
 
 impl Http {
@@ -204,7 +201,6 @@ impl Sidecar {
             addrs,
             policy,
             admin: state,
-            certs,
             identity,
             telemetry,
             life,

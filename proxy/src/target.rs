@@ -19,29 +19,29 @@ use crate::telemetry::Peer;
 
 /// The verified SPIFFE ID of the peer's certificate; `None` for a
 /// plain-text caller (`inbound.mode: permissive`).
-pub trait PeerIdentity {
+pub(crate) trait PeerIdentity {
     fn peer_id(&self) -> Option<&SpiffeId>;
 }
 
 /// The network address the connection came from.
-pub trait RemoteAddr {
+pub(crate) trait RemoteAddr {
     fn remote_addr(&self) -> SocketAddr;
 }
 
 /// The other end as telemetry names it (ID, metric label, address); its
 /// `id` is also the key of per-caller state such as rate-limit buckets.
-pub trait TelemetryPeer {
+pub(crate) trait TelemetryPeer {
     fn telemetry_peer(&self) -> &Peer;
 }
 
 /// `x-forwarded-client-cert` for requests on this connection, built once;
 /// `None` without a client certificate (plain text).
-pub trait ClientCertHeader {
+pub(crate) trait ClientCertHeader {
     fn xfcc(&self) -> Option<&HeaderValue>;
 }
 
 /// Where a request dropped before its response is reported (the
 /// connection's rapid-reset guard), if anywhere.
-pub trait CancelGuard {
+pub(crate) trait CancelGuard {
     fn reset_guard(&self) -> Option<&Arc<ResetGuard>>;
 }

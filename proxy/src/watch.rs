@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 /// Events closer together than this are one change.
 const QUIET: Duration = Duration::from_millis(100);
 
-pub struct DirWatch {
+pub(crate) struct DirWatch {
     // Dropped (and stopped) with this value.
     _watcher: RecommendedWatcher,
     rx: mpsc::Receiver<()>,
@@ -24,7 +24,9 @@ pub struct DirWatch {
 
 impl DirWatch {
     /// Watches the folders of `files`.
-    pub fn new<'a>(files: impl IntoIterator<Item = &'a Path>) -> Result<DirWatch, notify::Error> {
+    pub(crate) fn new<'a>(
+        files: impl IntoIterator<Item = &'a Path>,
+    ) -> Result<DirWatch, notify::Error> {
         let dirs: BTreeSet<PathBuf> = files
             .into_iter()
             .map(|f| match f.parent() {
@@ -53,7 +55,7 @@ impl DirWatch {
 
     /// Waits for a change and lets a burst of writes settle; `None` once
     /// the watcher has stopped.
-    pub async fn changed(&mut self) -> Option<()> {
+    pub(crate) async fn changed(&mut self) -> Option<()> {
         self.rx.recv().await?;
         tokio::time::sleep(QUIET).await;
         while self.rx.try_recv().is_ok() {}

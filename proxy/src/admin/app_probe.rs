@@ -24,7 +24,7 @@ use serde::Deserialize;
 use crate::respond::{text, ProxyBody};
 
 /// The environment variable `usher inject` sets on the sidecar.
-pub const ENV: &str = "USHER_APP_PROBES";
+pub(crate) const ENV: &str = "USHER_APP_PROBES";
 /// A probe that takes longer fails (the kubelet's own timeout is usually
 /// shorter and wins).
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,10 +32,10 @@ const MAX_PROBES: usize = 64;
 
 /// Where one probe goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProbeTarget {
-    pub port: u16,
-    pub path: String,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
+pub(crate) struct ProbeTarget {
+    pub(crate) port: u16,
+    pub(crate) path: String,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// The recorded probes, by `<container>/<probe>`, and each one's last
@@ -43,7 +43,7 @@ pub struct ProbeTarget {
 /// so that whoever reaches the admin port cannot turn it into a flood of
 /// requests to the app.
 #[derive(Clone, Debug, Default)]
-pub struct AppProbes {
+pub(crate) struct AppProbes {
     targets: Arc<HashMap<String, ProbeTarget>>,
     last: Arc<Mutex<HashMap<String, Answered>>>,
 }
@@ -77,7 +77,7 @@ fn slash() -> String {
 
 impl AppProbes {
     /// From the JSON `usher inject` writes; an error says what is wrong.
-    pub fn parse(json: &str) -> Result<AppProbes, String> {
+    pub(crate) fn parse(json: &str) -> Result<AppProbes, String> {
         let raw: HashMap<String, RawTarget> =
             serde_json::from_str(json).map_err(|e| format!("{ENV}: not valid JSON: {e}"))?;
         if raw.len() > MAX_PROBES {
@@ -120,7 +120,7 @@ impl AppProbes {
     }
 
     /// From the environment (none: no probes).
-    pub fn from_env() -> Result<AppProbes, String> {
+    pub(crate) fn from_env() -> Result<AppProbes, String> {
         match std::env::var(ENV) {
             Ok(json) => AppProbes::parse(&json),
             Err(std::env::VarError::NotPresent) => Ok(AppProbes::default()),
@@ -128,14 +128,15 @@ impl AppProbes {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.targets.is_empty()
     }
 
     /// Answers `/app-probe/<key>`: the app's status for a recorded probe
     /// (2xx/3xx pass, as the kubelet reads them), 503 when the app cannot
     /// be reached, 404 for a probe nobody recorded.
-    pub async fn answer(&self, key: &str) -> http::Response<ProxyBody> {
+    pub(crate) async fn answer(&self, key: &str) -> http::Response<ProxyBody> {
         let Some(target) = self.targets.get(key) else {
             return text(StatusCode::NOT_FOUND, "no such app probe\n");
         };

@@ -10,7 +10,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 
 /// The key families, and the algorithms each may verify.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
+pub(crate) enum Family {
     Rsa,
     P256,
     P384,
@@ -18,7 +18,7 @@ pub enum Family {
 }
 
 impl Family {
-    pub fn allows(self, alg: Algorithm) -> bool {
+    pub(crate) fn allows(self, alg: Algorithm) -> bool {
         use Algorithm::*;
         match self {
             Family::Rsa => matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512),
@@ -30,11 +30,11 @@ impl Family {
 }
 
 pub struct Key {
-    pub kid: Option<String>,
-    pub family: Family,
+    pub(crate) kid: Option<String>,
+    pub(crate) family: Family,
     /// The `alg` the set pins for this key, if any.
-    pub alg: Option<Algorithm>,
-    pub key: DecodingKey,
+    pub(crate) alg: Option<Algorithm>,
+    pub(crate) key: DecodingKey,
 }
 
 pub struct Jwks {
@@ -68,7 +68,7 @@ impl Jwks {
     }
 
     /// Keys that may verify a token signed with `alg` and naming `kid`.
-    pub fn candidates<'a>(
+    pub(crate) fn candidates<'a>(
         &'a self,
         kid: Option<&'a str>,
         alg: Algorithm,
@@ -82,7 +82,7 @@ impl Jwks {
         })
     }
 
-    pub fn has_kid(&self, kid: &str) -> bool {
+    pub(crate) fn has_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 }

@@ -17,16 +17,16 @@ use crate::respond::{ProxyBody, ProxyError, Unauthenticated};
 /// The verified claims of the request's token, for the policy input
 /// (`input.usher.jwt.claims`).
 #[derive(Clone, Debug)]
-pub struct VerifiedClaims(pub Arc<serde_json::Value>);
+pub(crate) struct VerifiedClaims(pub(crate) Arc<serde_json::Value>);
 
 /// Adds the authentication step (`authentication:`) to a stack.
 #[derive(Clone)]
-pub struct AuthenticateLayer {
+pub(crate) struct AuthenticateLayer {
     shared: Arc<Authn>,
 }
 
 impl AuthenticateLayer {
-    pub fn new(shared: Arc<Authn>) -> Self {
+    pub(crate) fn new(shared: Arc<Authn>) -> Self {
         AuthenticateLayer { shared }
     }
 }
@@ -43,7 +43,7 @@ impl<S> tower::Layer<S> for AuthenticateLayer {
 }
 
 #[derive(Clone)]
-pub struct Authenticate<S> {
+pub(crate) struct Authenticate<S> {
     shared: Arc<Authn>,
     inner: S,
 }

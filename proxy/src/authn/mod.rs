@@ -6,8 +6,8 @@
 //! the inbound stack's step that finds the token, verifies it
 //! ([`verify::verify`]) and hands the claims to the policy.
 
-pub mod jwks;
-pub mod layer;
+pub(crate) mod jwks;
+pub(crate) mod layer;
 mod refresh;
 pub mod verify;
 
@@ -17,14 +17,14 @@ use arc_swap::ArcSwap;
 use http::header::HeaderName;
 
 pub use jwks::{Jwks, JwksError};
-pub use layer::{Authenticate, AuthenticateLayer, VerifiedClaims};
+pub(crate) use layer::{AuthenticateLayer, VerifiedClaims};
 pub use verify::{Issuer, Reject};
 
 use crate::config::AuthenticationConfig;
 
 /// What every inbound connection shares when authentication is configured.
-pub struct Authn {
-    pub issuers: Vec<Issuer>,
+pub(crate) struct Authn {
+    pub(crate) issuers: Vec<Issuer>,
     rules: Vec<Rule>,
     /// Where tokens are looked for, in order: header and value prefix.
     locations: Vec<(HeaderName, String)>,
@@ -55,7 +55,7 @@ pub enum AuthnError {
 impl Authn {
     /// Reads the key set files (a broken one stops the start, naming it);
     /// URL key sets start empty and are fetched by [`Authn::spawn_refresh`].
-    pub fn load(config: &AuthenticationConfig) -> Result<Arc<Authn>, AuthnError> {
+    pub(crate) fn load(config: &AuthenticationConfig) -> Result<Arc<Authn>, AuthnError> {
         let mut issuers = Vec::with_capacity(config.jwt.len());
         let mut rules = Vec::with_capacity(config.jwt.len());
         let mut locations: Vec<(HeaderName, String)> = Vec::new();
@@ -113,9 +113,5 @@ impl Authn {
             max_token_bytes: config.max_token_bytes,
             config: config.clone(),
         }))
-    }
-
-    pub fn config(&self) -> &AuthenticationConfig {
-        &self.config
     }
 }

@@ -15,7 +15,7 @@ use crate::watch::DirWatch;
 const MAX_JWKS: usize = 1024 * 1024;
 
 impl Authn {
-    pub fn spawn_refresh(
+    pub(crate) fn spawn_refresh(
         self: &Arc<Self>,
         shutdown: CancellationToken,
     ) -> Result<(), notify::Error> {

@@ -37,7 +37,7 @@ pub enum Reject {
 }
 
 impl Reject {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Reject::TooLarge => "token too large",
             Reject::Malformed => "malformed token",
@@ -56,7 +56,7 @@ impl Reject {
     }
 
     /// A metric label: the same set, in snake case.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Reject::TooLarge => "too_large",
             Reject::Malformed => "malformed",
@@ -84,8 +84,8 @@ pub struct Issuer {
 
 /// A verified token: which issuer (index) and its claims.
 pub struct Verified {
-    pub issuer: usize,
-    pub claims: serde_json::Value,
+    pub(crate) issuer: usize,
+    pub(crate) claims: serde_json::Value,
 }
 
 /// Largest header or payload segment decoded before the signature check.

@@ -17,7 +17,7 @@ use crate::respond::{ProxyBody, ProxyError};
 use crate::target::{PeerIdentity, RemoteAddr};
 
 /// What the decision needs once the body prefix is in.
-pub struct AfterBody<T, S> {
+pub(crate) struct AfterBody<T, S> {
     parts: http::request::Parts,
     target: Arc<T>,
     shared: Arc<AuthzShared>,
@@ -27,7 +27,7 @@ pub struct AfterBody<T, S> {
 
 pin_project_lite::pin_project! {
     #[project = AuthorizeProj]
-    pub enum AuthorizeFuture<T, S, F> {
+    pub(crate) enum AuthorizeFuture<T, S, F> {
         ReadingBody {
             read: ReadPrefix,
             after: Option<AfterBody<T, S>>,

@@ -24,17 +24,17 @@ use crate::telemetry::{Metrics, PolicyVerdict};
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Shared by every inbound connection when a policy is configured.
-pub struct AuthzShared {
-    pub store: Arc<PolicyStore>,
-    pub own_id: SpiffeId,
+pub(crate) struct AuthzShared {
+    pub(crate) store: Arc<PolicyStore>,
+    pub(crate) own_id: SpiffeId,
     /// The inbound listener's address: `destination.address`.
-    pub local_addr: SocketAddr,
+    pub(crate) local_addr: SocketAddr,
     ids: RequestIds,
     metrics: Arc<Metrics>,
 }
 
 impl AuthzShared {
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<PolicyStore>,
         own_id: SpiffeId,
         local_addr: SocketAddr,
@@ -73,13 +73,13 @@ impl RequestIds {
 
 /// Adds the policy step to a connection's stack: `T` says who calls
 /// (`source.principal`) and from where (`source.address`).
-pub struct AuthorizeLayer<T> {
+pub(crate) struct AuthorizeLayer<T> {
     target: Arc<T>,
     shared: Arc<AuthzShared>,
 }
 
 impl<T> AuthorizeLayer<T> {
-    pub fn new(target: Arc<T>, shared: Arc<AuthzShared>) -> Self {
+    pub(crate) fn new(target: Arc<T>, shared: Arc<AuthzShared>) -> Self {
         AuthorizeLayer { target, shared }
     }
 }
@@ -96,7 +96,7 @@ impl<T, S> tower::Layer<S> for AuthorizeLayer<T> {
     }
 }
 
-pub struct Authorize<T, S> {
+pub(crate) struct Authorize<T, S> {
     target: Arc<T>,
     shared: Arc<AuthzShared>,
     inner: S,

@@ -18,16 +18,15 @@ use std::time::SystemTime;
 use arc_swap::{ArcSwap, Guard};
 use usher_policy::{Limits, Policy, PolicyError, PolicySource, RegoVersion};
 
-pub use future::AuthorizeFuture;
-pub use layer::{Authorize, AuthorizeLayer, AuthzShared};
-pub use watch::spawn_watcher;
+pub(crate) use layer::{AuthorizeLayer, AuthzShared};
+pub(crate) use watch::spawn_watcher;
 
 use crate::config::{PolicyConfig, PolicyMode, RegoVersionConfig};
 
 /// A compiled policy and when it was loaded.
-pub struct LoadedPolicy {
-    pub policy: Policy,
-    pub loaded_at: SystemTime,
+pub(crate) struct LoadedPolicy {
+    pub(crate) policy: Policy,
+    pub(crate) loaded_at: SystemTime,
 }
 
 /// The policy in force and the history of reloads, for `/policy`.
@@ -40,7 +39,7 @@ pub struct PolicyStore {
     last_error: Mutex<Option<String>>,
 }
 
-pub fn rego_version(v: RegoVersionConfig) -> RegoVersion {
+pub(crate) fn rego_version(v: RegoVersionConfig) -> RegoVersion {
     match v {
         RegoVersionConfig::V0 => RegoVersion::V0,
         RegoVersionConfig::V1 => RegoVersion::V1,
@@ -74,7 +73,7 @@ pub enum ReloadOutcome {
 impl PolicyStore {
     /// Compiles the configured policy; at start-up a policy that does not
     /// compile is fatal (there is no old one to keep).
-    pub fn load(config: &PolicyConfig) -> Result<Arc<PolicyStore>, PolicyError> {
+    pub(crate) fn load(config: &PolicyConfig) -> Result<Arc<PolicyStore>, PolicyError> {
         let policy = compile(config)?;
         Ok(Arc::new(PolicyStore {
             current: ArcSwap::from_pointee(LoadedPolicy {
@@ -89,15 +88,15 @@ impl PolicyStore {
     }
 
     /// The policy in force; lock-free.
-    pub fn current(&self) -> Guard<Arc<LoadedPolicy>> {
+    pub(crate) fn current(&self) -> Guard<Arc<LoadedPolicy>> {
         self.current.load()
     }
 
-    pub fn config(&self) -> &PolicyConfig {
+    pub(crate) fn config(&self) -> &PolicyConfig {
         &self.config
     }
 
-    pub fn mode(&self) -> PolicyMode {
+    pub(crate) fn mode(&self) -> PolicyMode {
         self.config.mode
     }
 
@@ -140,7 +139,7 @@ impl PolicyStore {
     }
 
     /// `/policy` on the admin listener.
-    pub fn status(&self) -> serde_json::Value {
+    pub(crate) fn status(&self) -> serde_json::Value {
         let current = self.current();
         let last_error = self.last_error.lock().ok().and_then(|e| e.clone());
         serde_json::json!({

@@ -15,7 +15,7 @@ use super::PolicyStore;
 use crate::watch::DirWatch;
 
 /// Starts watching; the watcher stops with `shutdown`.
-pub fn spawn_watcher(
+pub(crate) fn spawn_watcher(
     store: Arc<PolicyStore>,
     shutdown: CancellationToken,
 ) -> Result<(), notify::Error> {

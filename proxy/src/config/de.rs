@@ -7,7 +7,7 @@ use serde::de::Error;
 use serde::{Deserialize, Deserializer};
 use usher_ca::SpiffeId;
 
-pub fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+pub(crate) fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
     let s = String::deserialize(d)?;
     s.parse().map_err(|_| {
         D::Error::custom(format!(
@@ -16,11 +16,13 @@ pub fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Err
     })
 }
 
-pub fn opt_socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+pub(crate) fn opt_socket_addr<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
     socket_addr(d).map(Some)
 }
 
-pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     humantime::parse_duration(&s).map_err(|_| {
         D::Error::custom(format!(
@@ -29,7 +31,7 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     })
 }
 
-pub fn workers<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+pub(crate) fn workers<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     let n = u64::deserialize(d)?;
     match usize::try_from(n) {
         Ok(n @ 1..=256) => Ok(n),
@@ -39,7 +41,7 @@ pub fn workers<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     }
 }
 
-pub fn query<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn query<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
     let ok = s.starts_with("data.")
         && s.split('.').all(|part| {
@@ -54,7 +56,7 @@ pub fn query<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     }
 }
 
-pub fn fraction<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+pub(crate) fn fraction<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     let f = f64::deserialize(d)?;
     if (0.0..=1.0).contains(&f) {
         Ok(f)
@@ -65,7 +67,7 @@ pub fn fraction<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     }
 }
 
-pub fn header_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+pub(crate) fn header_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     let n = u64::deserialize(d)?;
     match usize::try_from(n) {
         Ok(n @ 8192..=1_048_576) => Ok(n),
@@ -75,7 +77,7 @@ pub fn header_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> 
     }
 }
 
-pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+pub(crate) fn count<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     let n = u64::deserialize(d)?;
     match usize::try_from(n) {
         Ok(n @ 1..=1_000_000) => Ok(n),
@@ -85,7 +87,7 @@ pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     }
 }
 
-pub fn count_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+pub(crate) fn count_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     let n = u64::deserialize(d)?;
     match u32::try_from(n) {
         Ok(n @ 1..=100_000) => Ok(n),
@@ -95,7 +97,7 @@ pub fn count_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     }
 }
 
-pub fn renew_fraction<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+pub(crate) fn renew_fraction<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     let f = f64::deserialize(d)?;
     if (0.1..=0.95).contains(&f) {
         Ok(f)
@@ -106,7 +108,7 @@ pub fn renew_fraction<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> 
     }
 }
 
-pub fn https_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn https_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
     let ok = s
         .parse::<http::Uri>()
@@ -122,7 +124,7 @@ pub fn https_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     }
 }
 
-pub fn body_limit<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+pub(crate) fn body_limit<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     let n = u64::deserialize(d)?;
     match usize::try_from(n) {
         Ok(n @ 1..=1_048_576) => Ok(n),
@@ -132,7 +134,7 @@ pub fn body_limit<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     }
 }
 
-pub fn spiffe_id<'de, D: Deserializer<'de>>(d: D) -> Result<SpiffeId, D::Error> {
+pub(crate) fn spiffe_id<'de, D: Deserializer<'de>>(d: D) -> Result<SpiffeId, D::Error> {
     let s = String::deserialize(d)?;
     SpiffeId::parse(&s).map_err(|e| {
         D::Error::custom(format!(
@@ -141,7 +143,7 @@ pub fn spiffe_id<'de, D: Deserializer<'de>>(d: D) -> Result<SpiffeId, D::Error> 
     })
 }
 
-pub fn host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
     if valid_host(&s) {
         Ok(s.to_ascii_lowercase())
@@ -152,7 +154,7 @@ pub fn host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     }
 }
 
-pub fn host_port<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn host_port<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
     if s.parse::<SocketAddr>().is_ok() {
         return Ok(s);

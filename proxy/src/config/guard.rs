@@ -11,15 +11,15 @@ use super::de;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AuthenticationConfig {
+pub(crate) struct AuthenticationConfig {
     /// Trusted token issuers; a token is checked against the one its `iss` names.
-    pub jwt: Vec<JwtIssuerConfig>,
+    pub(crate) jwt: Vec<JwtIssuerConfig>,
     /// Clock skew allowed on `exp` and `nbf`.
     #[serde(default = "leeway", deserialize_with = "de::duration")]
-    pub leeway: Duration,
+    pub(crate) leeway: Duration,
     /// Longer tokens are refused before any parsing.
     #[serde(default = "max_token_bytes", deserialize_with = "token_bytes")]
-    pub max_token_bytes: usize,
+    pub(crate) max_token_bytes: usize,
 }
 
 impl AuthenticationConfig {
@@ -61,44 +61,44 @@ impl AuthenticationConfig {
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct JwtIssuerConfig {
+pub(crate) struct JwtIssuerConfig {
     /// Must equal the token's `iss`.
-    pub issuer: String,
+    pub(crate) issuer: String,
     /// The token's `aud` must contain one of these (empty: not checked).
     #[serde(default)]
-    pub audiences: Vec<String>,
+    pub(crate) audiences: Vec<String>,
     /// The issuer's JSON Web Key Set on disk, reloaded when it changes.
     #[serde(default)]
-    pub jwks_file: Option<PathBuf>,
+    pub(crate) jwks_file: Option<PathBuf>,
     /// Or fetched from the issuer, every `jwks_refresh`.
     #[serde(default, deserialize_with = "url_opt")]
-    pub jwks_url: Option<String>,
+    pub(crate) jwks_url: Option<String>,
     #[serde(default = "jwks_refresh", deserialize_with = "de::duration")]
-    pub jwks_refresh: Duration,
+    pub(crate) jwks_refresh: Duration,
     /// Where the token is: default `Authorization: Bearer <token>`.
     #[serde(default = "default_locations")]
-    pub from_headers: Vec<TokenLocation>,
+    pub(crate) from_headers: Vec<TokenLocation>,
     /// Refuse requests without a token (401). Otherwise they go on without
     /// claims and the policy decides.
     #[serde(default)]
-    pub required: bool,
+    pub(crate) required: bool,
     /// Pass the token on to the app (default: removed).
     #[serde(default)]
-    pub forward: bool,
+    pub(crate) forward: bool,
     /// Claim → request header for the app (like Istio's outputClaimToHeaders).
     /// These headers are always removed from incoming requests first.
     #[serde(default, deserialize_with = "claim_headers")]
-    pub claims_to_headers: BTreeMap<String, String>,
+    pub(crate) claims_to_headers: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TokenLocation {
+pub(crate) struct TokenLocation {
     #[serde(deserialize_with = "header_name")]
-    pub name: String,
+    pub(crate) name: String,
     /// Stripped from the header value; `Bearer ` by default for Authorization.
     #[serde(default)]
-    pub prefix: String,
+    pub(crate) prefix: String,
 }
 
 fn default_locations() -> Vec<TokenLocation> {
@@ -174,16 +174,16 @@ fn url_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> 
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RateLimitConfig {
+pub(crate) struct RateLimitConfig {
     /// One bucket per caller SPIFFE ID.
     #[serde(default)]
-    pub per_caller: Option<BucketConfig>,
+    pub(crate) per_caller: Option<BucketConfig>,
     /// Buckets per caller *and* path prefix (the first matching prefix).
     #[serde(default)]
-    pub routes: Vec<RouteLimitConfig>,
+    pub(crate) routes: Vec<RouteLimitConfig>,
     /// Buckets idle this long are forgotten (memory stays bounded).
     #[serde(default = "idle_eviction", deserialize_with = "de::duration")]
-    pub evict_after: Duration,
+    pub(crate) evict_after: Duration,
 }
 
 impl RateLimitConfig {
@@ -210,21 +210,21 @@ impl RateLimitConfig {
 
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BucketConfig {
+pub(crate) struct BucketConfig {
     #[serde(deserialize_with = "rate")]
-    pub requests_per_second: u32,
+    pub(crate) requests_per_second: u32,
     #[serde(deserialize_with = "rate")]
-    pub burst: u32,
+    pub(crate) burst: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RouteLimitConfig {
-    pub path_prefix: String,
+pub(crate) struct RouteLimitConfig {
+    pub(crate) path_prefix: String,
     #[serde(deserialize_with = "rate")]
-    pub requests_per_second: u32,
+    pub(crate) requests_per_second: u32,
     #[serde(deserialize_with = "rate")]
-    pub burst: u32,
+    pub(crate) burst: u32,
 }
 
 fn idle_eviction() -> Duration {

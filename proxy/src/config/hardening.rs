@@ -9,19 +9,19 @@ use crate::sanitize::{EscapedSlashes, PathOptions};
 /// `inbound.path_normalization`: every step is on by default.
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PathNormalizationConfig {
+pub(crate) struct PathNormalizationConfig {
     /// `%41` → `A` for the unreserved characters (RFC 3986 §2.3).
     #[serde(default = "yes")]
-    pub decode_unreserved: bool,
+    pub(crate) decode_unreserved: bool,
     /// `//` → `/`.
     #[serde(default = "yes")]
-    pub merge_slashes: bool,
+    pub(crate) merge_slashes: bool,
     /// `/a/../b` → `/b` (RFC 3986 §5.2.4).
     #[serde(default = "yes")]
-    pub remove_dot_segments: bool,
+    pub(crate) remove_dot_segments: bool,
     /// `%2F`, `%5C` and `\`: `reject` (400), `keep`, or `decode` to `/`.
     #[serde(default, deserialize_with = "escaped_slashes")]
-    pub escaped_slashes: EscapedSlashes,
+    pub(crate) escaped_slashes: EscapedSlashes,
 }
 
 impl Default for PathNormalizationConfig {
@@ -36,7 +36,7 @@ impl Default for PathNormalizationConfig {
 }
 
 impl PathNormalizationConfig {
-    pub fn options(&self) -> PathOptions {
+    pub(crate) fn options(&self) -> PathOptions {
         PathOptions {
             decode_unreserved: self.decode_unreserved,
             merge_slashes: self.merge_slashes,
@@ -64,13 +64,13 @@ fn escaped_slashes<'de, D: Deserializer<'de>>(d: D) -> Result<EscapedSlashes, D:
 
 /// The upgrades a listener passes on when none are configured: WebSocket,
 /// as Envoy's `upgrade_configs` usually holds.
-pub fn default_upgrades() -> Vec<String> {
+pub(crate) fn default_upgrades() -> Vec<String> {
     vec!["websocket".to_string()]
 }
 
 /// A list of `Upgrade` protocol names, lower-cased. `h2c` is refused: an
 /// HTTP/2 connection made by upgrade is a tunnel no check of usher's sees.
-pub fn upgrades<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(crate) fn upgrades<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let list = Vec::<String>::deserialize(d)?;
     let mut out = Vec::with_capacity(list.len());
     for name in list {
@@ -95,7 +95,7 @@ pub fn upgrades<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error
 }
 
 /// A list of trust domain names (`mesh.local`).
-pub fn trust_domains<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(crate) fn trust_domains<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let list = Vec::<String>::deserialize(d)?;
     for td in &list {
         if usher_ca::SpiffeId::trust_domain_id(td).is_err() {
@@ -110,7 +110,7 @@ pub fn trust_domains<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::
 /// `inbound.app_protocol`: the HTTP version usher speaks to the app.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum AppProtocol {
+pub(crate) enum AppProtocol {
     /// HTTP/1.1 always (gRPC cannot work).
     Http1,
     /// HTTP/2 with prior knowledge (h2c) always.
@@ -123,7 +123,7 @@ pub enum AppProtocol {
 }
 
 impl AppProtocol {
-    pub fn version_for<B>(self, req: &http::Request<B>) -> http::Version {
+    pub(crate) fn version_for<B>(self, req: &http::Request<B>) -> http::Version {
         let h2 = match self {
             AppProtocol::Http1 => false,
             AppProtocol::Http2 => true,

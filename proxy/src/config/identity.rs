@@ -18,9 +18,10 @@ pub enum IdentitySource {
     Ca(CaIdentityConfig),
 }
 
+#[cfg(test)]
 impl IdentitySource {
     /// File mode's settings; `None` in CA mode.
-    pub fn files(&self) -> Option<&IdentityFiles> {
+    pub(crate) fn files(&self) -> Option<&IdentityFiles> {
         match self {
             IdentitySource::Files(f) => Some(f),
             IdentitySource::Ca(_) => None,
@@ -28,7 +29,7 @@ impl IdentitySource {
     }
 
     /// CA mode's settings; `None` in file mode.
-    pub fn ca(&self) -> Option<&CaIdentityConfig> {
+    pub(crate) fn ca(&self) -> Option<&CaIdentityConfig> {
         match self {
             IdentitySource::Files(_) => None,
             IdentitySource::Ca(ca) => Some(ca),
@@ -46,10 +47,10 @@ pub struct IdentityFiles {
     /// PEM: the trusted root certificates.
     pub bundle: PathBuf,
     /// Swap in new files when they change on disk.
-    pub watch: bool,
+    pub(crate) watch: bool,
     /// Accept a key file that group or other users can read
     /// (mode & 0o077 != 0), with a warning, instead of refusing it.
-    pub allow_insecure_key_permissions: bool,
+    pub(crate) allow_insecure_key_permissions: bool,
 }
 
 /// `identity.ca`: get and renew the certificate from `usher ca serve`.
@@ -58,7 +59,7 @@ pub struct IdentityFiles {
 pub struct CaIdentityConfig {
     /// The CA server, `https://host:port`.
     #[serde(deserialize_with = "de::https_url")]
-    pub url: String,
+    pub(crate) url: String,
     /// PEM: the roots that verify the CA server (and are trusted for peers
     /// until the CA serves its bundle).
     pub bundle: PathBuf,
@@ -71,14 +72,14 @@ pub struct CaIdentityConfig {
     pub token_file: PathBuf,
     /// The identity to ask for.
     #[serde(deserialize_with = "de::spiffe_id")]
-    pub spiffe_id: SpiffeId,
+    pub(crate) spiffe_id: SpiffeId,
     /// Renew at this fraction of the certificate's lifetime (with ±10 %
     /// jitter), like Linkerd and SPIRE do.
     #[serde(
         default = "defaults::renew_at",
         deserialize_with = "de::renew_fraction"
     )]
-    pub renew_at: f64,
+    pub(crate) renew_at: f64,
 }
 
 /// `identity:` as written: both shapes' keys, checked into one source.

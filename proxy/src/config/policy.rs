@@ -19,23 +19,23 @@ pub struct PolicyConfig {
     /// The rule whose value is the decision: a boolean or an OPA-Envoy
     /// decision object.
     #[serde(default = "defaults::policy_query", deserialize_with = "de::query")]
-    pub query: String,
+    pub(crate) query: String,
     #[serde(default)]
-    pub mode: PolicyMode,
+    pub(crate) mode: PolicyMode,
     /// `v1` (default) or `v0` for older OPA policies (`allow { ... }`).
     #[serde(default)]
-    pub rego_version: RegoVersionConfig,
+    pub(crate) rego_version: RegoVersionConfig,
     /// A decision that takes longer is a deny.
     #[serde(default = "defaults::eval_timeout", deserialize_with = "de::duration")]
-    pub eval_timeout: Duration,
+    pub(crate) eval_timeout: Duration,
     /// Hand the request body to the policy (up to `max_bytes`).
     #[serde(default)]
-    pub with_body: Option<WithBodyConfig>,
+    pub(crate) with_body: Option<WithBodyConfig>,
     #[serde(default)]
-    pub decision_log: DecisionLogConfig,
+    pub(crate) decision_log: DecisionLogConfig,
     /// Reload when a policy or data file changes on disk (SIGHUP always does).
     #[serde(default = "defaults::yes")]
-    pub watch: bool,
+    pub(crate) watch: bool,
 }
 
 impl PolicyConfig {
@@ -54,7 +54,7 @@ impl PolicyConfig {
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum PolicyMode {
+pub(crate) enum PolicyMode {
     /// Denied requests get 403 (or the policy's status) and never reach the app.
     #[default]
     Enforce,
@@ -64,7 +64,7 @@ pub enum PolicyMode {
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum RegoVersionConfig {
+pub(crate) enum RegoVersionConfig {
     V0,
     #[default]
     V1,
@@ -72,19 +72,19 @@ pub enum RegoVersionConfig {
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WithBodyConfig {
+pub(crate) struct WithBodyConfig {
     /// At most this many bytes are read before the decision; a longer body
     /// is handed over truncated (`input.truncated_body`) and streamed on whole.
     #[serde(deserialize_with = "de::body_limit")]
-    pub max_bytes: usize,
+    pub(crate) max_bytes: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DecisionLogConfig {
+pub(crate) struct DecisionLogConfig {
     /// Fraction of allowed requests logged (0.0 to 1.0); denials are always logged.
     #[serde(default = "defaults::sample_rate", deserialize_with = "de::fraction")]
-    pub allow_sample_rate: f64,
+    pub(crate) allow_sample_rate: f64,
 }
 
 impl Default for DecisionLogConfig {

@@ -17,20 +17,20 @@ use super::{de, defaults};
 /// The resolved limits (`server.*`, or their old spelling under
 /// `inbound.*`, or the defaults).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ServerConfig {
+pub(crate) struct ServerConfig {
     /// Connections served at once per listener (inbound, outbound); more
     /// are closed at accept. The admin listener has its own small cap.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Largest request head: 431 beyond it (HTTP/2: header list size).
-    pub max_header_bytes: usize,
+    pub(crate) max_header_bytes: usize,
     /// A request head must arrive within this after the connection is
     /// ready for one (slowloris); the connection is closed otherwise. For
     /// HTTP/1 this also bounds how long a keep-alive connection may idle.
-    pub header_read_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
     /// A connection with no traffic for this long is closed.
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     /// Streams one HTTP/2 connection may have open at once.
-    pub http2_max_concurrent_streams: u32,
+    pub(crate) http2_max_concurrent_streams: u32,
 }
 
 impl Default for ServerConfig {
@@ -49,7 +49,7 @@ impl Default for ServerConfig {
 /// absent ones are `None`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServerKeys {
+pub(crate) struct ServerKeys {
     #[serde(default, deserialize_with = "count")]
     pub(super) max_connections: Option<usize>,
     #[serde(default, deserialize_with = "header_bytes")]
@@ -80,10 +80,10 @@ pub(super) fn count_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, 
 
 /// Something in the config that works but should be changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigWarning {
+pub(crate) struct ConfigWarning {
     /// The key as written (`inbound.max_connections`).
-    pub key: String,
-    pub message: String,
+    pub(crate) key: String,
+    pub(crate) message: String,
 }
 
 impl ServerKeys {

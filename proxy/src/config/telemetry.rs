@@ -12,18 +12,18 @@ pub struct TelemetryConfig {
     /// The OTLP collector for spans; absent: no spans are made at all, and
     /// trace headers pass through untouched.
     #[serde(default)]
-    pub otlp: Option<OtlpConfig>,
+    pub(crate) otlp: Option<OtlpConfig>,
     /// Fraction of new traces recorded (0.0 to 1.0). A caller's sampling
     /// decision is always followed (parent-based).
     #[serde(default = "one", deserialize_with = "de::fraction")]
-    pub sampling: f64,
+    pub(crate) sampling: f64,
     /// One JSON line per request on stdout (target `usher::access`).
     #[serde(default = "yes")]
-    pub access_log: bool,
+    pub(crate) access_log: bool,
     /// At most this many inbound caller identities become metric labels;
     /// later ones are counted as `other`.
     #[serde(default = "max_peer_labels", deserialize_with = "count")]
-    pub max_peer_labels: usize,
+    pub(crate) max_peer_labels: usize,
 }
 
 impl Default for TelemetryConfig {
@@ -39,32 +39,32 @@ impl Default for TelemetryConfig {
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OtlpConfig {
+pub(crate) struct OtlpConfig {
     /// `http://host:port`: 4317 is the usual gRPC port, 4318 the HTTP one.
     /// For HTTP, a URL without a path gets `/v1/traces`.
     #[serde(deserialize_with = "endpoint")]
-    pub endpoint: String,
+    pub(crate) endpoint: String,
     #[serde(default)]
-    pub protocol: OtlpProtocol,
+    pub(crate) protocol: OtlpProtocol,
     /// Deadline of one export attempt.
     #[serde(default = "timeout", deserialize_with = "de::duration")]
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Finished spans waiting for export; when full, new spans are dropped
     /// (and counted), never waited for.
     #[serde(default = "queue_size", deserialize_with = "count")]
-    pub queue_size: usize,
+    pub(crate) queue_size: usize,
     /// Spans per export request.
     #[serde(default = "batch_size", deserialize_with = "count")]
-    pub batch_size: usize,
+    pub(crate) batch_size: usize,
     /// How long a batch may wait to fill before it is sent.
     #[serde(default = "batch_delay", deserialize_with = "de::duration")]
-    pub batch_delay: Duration,
+    pub(crate) batch_delay: Duration,
 }
 
 impl OtlpConfig {
     /// The OTLP/HTTP traces URL: the endpoint as given when it has a path,
     /// else the endpoint + `/v1/traces` (as OTEL_EXPORTER_OTLP_ENDPOINT).
-    pub fn traces_url(&self) -> String {
+    pub(crate) fn traces_url(&self) -> String {
         let rest = self.endpoint.split_once("://").map_or("", |(_, r)| r);
         if rest.contains('/') && !self.endpoint.ends_with('/') {
             self.endpoint.clone()
@@ -76,7 +76,7 @@ impl OtlpConfig {
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum OtlpProtocol {
+pub(crate) enum OtlpProtocol {
     #[default]
     Grpc,
     /// OTLP/HTTP with protobuf bodies.

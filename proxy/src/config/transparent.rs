@@ -15,7 +15,7 @@ use usher_netinit::Cidr;
 /// Inbound: whether callers without mTLS are served.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum InboundMode {
+pub(crate) enum InboundMode {
     /// Only mesh peers (mTLS with a SPIFFE ID); plain text is refused.
     #[default]
     Strict,
@@ -26,22 +26,22 @@ pub enum InboundMode {
 
 /// `inbound.mode` and its per-port exceptions (the port the caller dialled).
 #[derive(Clone, Debug, Default)]
-pub struct InboundModes {
-    pub default: InboundMode,
-    pub ports: BTreeMap<u16, InboundMode>,
+pub(crate) struct InboundModes {
+    pub(crate) default: InboundMode,
+    pub(crate) ports: BTreeMap<u16, InboundMode>,
 }
 
 impl InboundModes {
     /// The mode for a connection to `port` (the original destination's
     /// port; `None` when the connection was not redirected).
-    pub fn for_port(&self, port: Option<u16>) -> InboundMode {
+    pub(crate) fn for_port(&self, port: Option<u16>) -> InboundMode {
         port.and_then(|p| self.ports.get(&p).copied())
             .unwrap_or(self.default)
     }
 
     /// Whether any connection may be plain text (then the first bytes of
     /// each connection are read to tell).
-    pub fn any_permissive(&self) -> bool {
+    pub(crate) fn any_permissive(&self) -> bool {
         self.default == InboundMode::Permissive
             || self.ports.values().any(|m| *m == InboundMode::Permissive)
     }
@@ -51,7 +51,7 @@ impl InboundModes {
 /// route covers.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum UnknownAction {
+pub(crate) enum UnknownAction {
     /// Closed (an HTTP request gets 404 naming its host), and logged.
     #[default]
     Refuse,
@@ -62,13 +62,13 @@ pub enum UnknownAction {
 /// A destination: a network and/or a port. `10.0.0.0/8`, `10.1.2.3`,
 /// `10.0.0.0/8:443`, `[fd00::/8]:443`, `*:53`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Destination {
-    pub net: Option<Cidr>,
-    pub port: Option<u16>,
+pub(crate) struct Destination {
+    pub(crate) net: Option<Cidr>,
+    pub(crate) port: Option<u16>,
 }
 
 impl Destination {
-    pub fn matches(&self, addr: SocketAddr) -> bool {
+    pub(crate) fn matches(&self, addr: SocketAddr) -> bool {
         self.port.is_none_or(|p| p == addr.port())
             && self.net.is_none_or(|n| contains(&n, addr.ip()))
     }
@@ -152,17 +152,17 @@ impl fmt::Display for Destination {
 /// `outbound.unknown`: `refuse`, `passthrough`, or
 /// `{default: refuse, passthrough: [dest...], refuse: [dest...]}`.
 #[derive(Clone, Debug, Default)]
-pub struct UnknownDestinations {
-    pub default: UnknownAction,
+pub(crate) struct UnknownDestinations {
+    pub(crate) default: UnknownAction,
     /// Passed through even when the default refuses.
-    pub passthrough: Vec<Destination>,
+    pub(crate) passthrough: Vec<Destination>,
     /// Refused even when the default passes through (wins over
     /// `passthrough`).
-    pub refuse: Vec<Destination>,
+    pub(crate) refuse: Vec<Destination>,
 }
 
 impl UnknownDestinations {
-    pub fn action(&self, dest: SocketAddr) -> UnknownAction {
+    pub(crate) fn action(&self, dest: SocketAddr) -> UnknownAction {
         if self.refuse.iter().any(|d| d.matches(dest)) {
             UnknownAction::Refuse
         } else if self.passthrough.iter().any(|d| d.matches(dest)) {
@@ -216,13 +216,13 @@ impl<'de> Deserialize<'de> for UnknownDestinations {
 
 /// How long a connection's first bytes may take to arrive inbound in
 /// permissive mode (a peer's ClientHello or a request line).
-pub fn inbound_detect_timeout() -> Duration {
+pub(crate) fn inbound_detect_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
 /// How long the app's first bytes may take outbound before the connection
 /// is taken for a protocol where the server speaks first.
-pub fn outbound_detect_timeout() -> Duration {
+pub(crate) fn outbound_detect_timeout() -> Duration {
     Duration::from_secs(1)
 }
 

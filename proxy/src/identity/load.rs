@@ -17,29 +17,29 @@ use crate::config::IdentityFiles;
 
 /// What a sidecar needs to speak mTLS: who it is and whom it trusts.
 #[derive(Debug)]
-pub struct LoadedIdentity {
-    pub spiffe_id: SpiffeId,
-    pub certified_key: Arc<CertifiedKey>,
-    pub roots: Arc<RootCertStore>,
-    pub not_before: SystemTime,
-    pub not_after: SystemTime,
+pub(crate) struct LoadedIdentity {
+    pub(crate) spiffe_id: SpiffeId,
+    pub(crate) certified_key: Arc<CertifiedKey>,
+    pub(crate) roots: Arc<RootCertStore>,
+    pub(crate) not_before: SystemTime,
+    pub(crate) not_after: SystemTime,
     /// The leaf's serial number, lower-case hex.
-    pub serial_hex: String,
+    pub(crate) serial_hex: String,
     /// The bundle as read (PEM), to tell whether a new one differs.
-    pub bundle_pem: Vec<u8>,
+    pub(crate) bundle_pem: Vec<u8>,
 }
 
 /// Where PEM material came from, for error messages: three files, or a
 /// CA response (named by its URL).
 #[derive(Clone, Debug)]
-pub struct Origin {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub bundle: PathBuf,
+pub(crate) struct Origin {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) bundle: PathBuf,
 }
 
 impl Origin {
-    pub fn ca(url: &str) -> Origin {
+    pub(crate) fn ca(url: &str) -> Origin {
         let name = |what: &str| PathBuf::from(format!("{what} from the CA at {url}"));
         Origin {
             cert: name("certificate"),
@@ -96,7 +96,7 @@ const KEY_FORBIDDEN_MODE_BITS: u32 = 0o077;
 /// be readable by group or others (`mode & 0o077 == 0`) unless
 /// `identity.allow_insecure_key_permissions` says so, in which case a
 /// warning is logged (once per key file and process).
-pub fn load_identity(
+pub(crate) fn load_identity(
     config: &IdentityFiles,
     provider: &CryptoProvider,
 ) -> Result<LoadedIdentity, IdentityError> {
@@ -166,7 +166,7 @@ fn check_key_mode(path: &Path, mode: u32, allow: bool) -> Result<(), IdentityErr
 
 /// Parses and cross-checks PEM material: the chain (leaf first), its key
 /// and the trust bundle.
-pub fn parse_identity(
+pub(crate) fn parse_identity(
     cert_pem: &[u8],
     key_pem: &[u8],
     bundle_pem: &[u8],

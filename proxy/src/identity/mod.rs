@@ -9,18 +9,21 @@
 //! files on disk.
 
 mod load;
-pub mod renew;
+pub(crate) mod renew;
 mod state;
 mod tls;
 mod trust;
 mod verify;
-pub mod watch;
+pub(crate) mod watch;
 
-pub use load::{load_identity, parse_identity, IdentityError, LoadedIdentity, Origin};
-pub use state::{CertInfo, Identity, InstallError};
-pub use tls::{client_config, crypto_provider, server_config, Alpn, CertStore, TlsError};
-pub use trust::{Trust, TrustStore};
-pub use verify::{peer_identity, IdentityMismatch, SpiffeServerVerifier};
+pub use load::IdentityError;
+pub(crate) use load::{load_identity, parse_identity, LoadedIdentity, Origin};
+pub use state::{CertInfo, Identity};
+pub(crate) use tls::{client_config, server_config, Alpn};
+pub use tls::{crypto_provider, CertStore, TlsError};
+pub use trust::TrustStore;
+pub use verify::SpiffeServerVerifier;
+pub(crate) use verify::{peer_identity, IdentityMismatch};
 
 #[cfg(test)]
 mod tests;

@@ -25,7 +25,7 @@ use crate::config::CaIdentityConfig;
 use crate::telemetry::Metrics;
 
 #[derive(Debug, thiserror::Error)]
-pub enum RenewError {
+pub(crate) enum RenewError {
     #[error("cannot read the enrolment token {path}: {source}", path = .path.display())]
     Token {
         path: std::path::PathBuf,
@@ -47,7 +47,7 @@ pub enum RenewError {
 /// The PEM the sidecar holds for renewing over mutual TLS. The key never
 /// leaves the process.
 #[derive(Clone)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     chain_pem: String,
     key_pem: String,
 }
@@ -122,7 +122,7 @@ async fn obtain(
 
 /// First enrolment: retried with backoff until it works (the caller drops
 /// this future to give up, e.g. on SIGTERM).
-pub async fn enrol(
+pub(crate) async fn enrol(
     config: &CaIdentityConfig,
     provider: &CryptoProvider,
     metrics: &Metrics,
@@ -162,14 +162,19 @@ fn log_installed(loaded: &LoadedIdentity, how: How) {
 }
 
 /// When to renew a certificate obtained at `from` and valid until `to`.
-pub fn renewal_time(from: SystemTime, to: SystemTime, renew_at: f64, jitter: f64) -> SystemTime {
+pub(crate) fn renewal_time(
+    from: SystemTime,
+    to: SystemTime,
+    renew_at: f64,
+    jitter: f64,
+) -> SystemTime {
     let lifetime = to.duration_since(from).unwrap_or(Duration::ZERO);
     let fraction = (renew_at + jitter).clamp(0.05, 0.95);
     from + lifetime.mul_f64(fraction)
 }
 
 /// The renewal loop, for the life of the sidecar.
-pub fn spawn_renewal(
+pub(crate) fn spawn_renewal(
     identity: Arc<Identity>,
     config: CaIdentityConfig,
     mut creds: Credentials,

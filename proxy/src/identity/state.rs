@@ -19,8 +19,8 @@ use crate::telemetry::Metrics;
 pub struct CertInfo {
     /// When this sidecar installed it: renewal is timed from here, not
     /// from `not_before`, which the CA backdates for clock skew.
-    pub obtained: SystemTime,
-    pub not_before: SystemTime,
+    pub(crate) obtained: SystemTime,
+    pub(crate) not_before: SystemTime,
     pub not_after: SystemTime,
     pub serial_hex: String,
     /// Roots in the trust bundle.
@@ -30,15 +30,15 @@ pub struct CertInfo {
 
 impl CertInfo {
     /// The trust bundle in force, as PEM.
-    pub fn bundle_pem(&self) -> &[u8] {
+    pub(crate) fn bundle_pem(&self) -> &[u8] {
         &self.bundle_pem
     }
 }
 
 pub struct Identity {
-    pub spiffe_id: SpiffeId,
-    pub certs: Arc<CertStore>,
-    pub trust: Arc<TrustStore>,
+    pub(crate) spiffe_id: SpiffeId,
+    pub(crate) certs: Arc<CertStore>,
+    pub(crate) trust: Arc<TrustStore>,
     info: ArcSwap<CertInfo>,
     /// Cleared when the certificate expired without a replacement.
     valid: AtomicBool,
@@ -46,7 +46,7 @@ pub struct Identity {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum InstallError {
+pub(crate) enum InstallError {
     #[error("the new certificate is for {got}, not {expected}")]
     WrongIdentity { expected: SpiffeId, got: SpiffeId },
     #[error("the new certificate has already expired")]
@@ -56,7 +56,7 @@ pub enum InstallError {
 }
 
 impl Identity {
-    pub fn new(
+    pub(crate) fn new(
         loaded: LoadedIdentity,
         trust: Arc<TrustStore>,
         metrics: Arc<Metrics>,
@@ -84,20 +84,20 @@ impl Identity {
     }
 
     /// Holds a certificate that has not expired.
-    pub fn is_valid(&self) -> bool {
+    pub(crate) fn is_valid(&self) -> bool {
         self.valid.load(Ordering::SeqCst) && SystemTime::now() < self.info.load().not_after
     }
 
     /// Marks the certificate expired (readiness turns false); returns
     /// whether it was still counted valid (to log the change once).
-    pub fn mark_expired(&self) -> bool {
+    pub(crate) fn mark_expired(&self) -> bool {
         self.valid.swap(false, Ordering::SeqCst)
     }
 
     /// Swaps in renewed material: the bundle first (so peers with the new
     /// root are trusted before we present a certificate from it), then the
     /// certificate. Material for another identity is refused.
-    pub fn install(&self, new: LoadedIdentity) -> Result<(), InstallError> {
+    pub(crate) fn install(&self, new: LoadedIdentity) -> Result<(), InstallError> {
         if new.spiffe_id != self.spiffe_id {
             return Err(InstallError::WrongIdentity {
                 expected: self.spiffe_id.clone(),

@@ -60,11 +60,12 @@ impl CertStore {
         })
     }
 
-    pub fn current(&self) -> Arc<CertifiedKey> {
+    #[cfg(test)]
+    pub(crate) fn current(&self) -> Arc<CertifiedKey> {
         self.current.load_full()
     }
 
-    pub fn replace(&self, key: Arc<CertifiedKey>) {
+    pub(crate) fn replace(&self, key: Arc<CertifiedKey>) {
         self.current.store(key);
     }
 }
@@ -91,13 +92,13 @@ impl ResolvesClientCert for CertStore {
 
 /// Which application protocol a client connection offers in ALPN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Alpn {
+pub(crate) enum Alpn {
     Http1,
     H2,
 }
 
 impl Alpn {
-    pub fn id(self) -> &'static [u8] {
+    pub(crate) fn id(self) -> &'static [u8] {
         match self {
             Alpn::Http1 => b"http/1.1",
             Alpn::H2 => b"h2",
@@ -107,7 +108,7 @@ impl Alpn {
 
 /// The inbound (server) side: client certificates required and verified
 /// against the bundle, and the client must present a SPIFFE ID.
-pub fn server_config(
+pub(crate) fn server_config(
     certs: Arc<CertStore>,
     trust: Arc<TrustStore>,
     tls: &TlsConfig,
@@ -123,7 +124,7 @@ pub fn server_config(
 
 /// The outbound (client) side for one route: presents our certificate and
 /// accepts only a peer whose SPIFFE ID is `expected`.
-pub fn client_config(
+pub(crate) fn client_config(
     certs: Arc<CertStore>,
     trust: Arc<TrustStore>,
     expected: SpiffeId,

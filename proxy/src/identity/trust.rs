@@ -15,9 +15,9 @@ use super::TlsError;
 /// Roots and the webpki client verifier built from them (built once per
 /// bundle, not per handshake).
 #[derive(Debug)]
-pub struct Trust {
-    pub roots: Arc<RootCertStore>,
-    pub client_verifier: Arc<dyn ClientCertVerifier>,
+pub(crate) struct Trust {
+    pub(crate) roots: Arc<RootCertStore>,
+    pub(crate) client_verifier: Arc<dyn ClientCertVerifier>,
 }
 
 #[derive(Debug)]
@@ -39,12 +39,12 @@ impl TrustStore {
     }
 
     /// A snapshot for one handshake.
-    pub fn current(&self) -> Arc<Trust> {
+    pub(crate) fn current(&self) -> Arc<Trust> {
         self.current.load_full()
     }
 
     /// Installs a new bundle; an unusable one is refused and the old kept.
-    pub fn replace(&self, roots: Arc<RootCertStore>) -> Result<(), TlsError> {
+    pub(crate) fn replace(&self, roots: Arc<RootCertStore>) -> Result<(), TlsError> {
         let trust = build(roots, &self.provider)?;
         self.current.store(Arc::new(trust));
         Ok(())

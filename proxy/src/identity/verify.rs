@@ -26,9 +26,9 @@ use super::trust::TrustStore;
 
 /// The server presented a valid certificate for another workload.
 #[derive(Debug, Clone)]
-pub struct IdentityMismatch {
-    pub expected: SpiffeId,
-    pub presented: SpiffeId,
+pub(crate) struct IdentityMismatch {
+    pub(crate) expected: SpiffeId,
+    pub(crate) presented: SpiffeId,
 }
 
 impl fmt::Display for IdentityMismatch {
@@ -144,7 +144,7 @@ impl SpiffeServerVerifier {
     }
 
     /// Verifies against whatever bundle `trust` holds at handshake time.
-    pub fn with_trust(
+    pub(crate) fn with_trust(
         trust: Arc<TrustStore>,
         expected: SpiffeId,
         provider: Arc<CryptoProvider>,
@@ -229,7 +229,7 @@ impl ServerCertVerifier for SpiffeServerVerifier {
 
 /// The SPIFFE ID of the peer of an established TLS connection, from its
 /// (already verified) leaf certificate.
-pub fn peer_identity(conn: &rustls::CommonState) -> Option<SpiffeId> {
+pub(crate) fn peer_identity(conn: &rustls::CommonState) -> Option<SpiffeId> {
     let leaf = conn.peer_certificates()?.first()?;
     spiffe_id_from_cert_der(leaf).ok()
 }

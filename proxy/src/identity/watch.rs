@@ -18,7 +18,7 @@ use crate::config::IdentityFiles;
 use crate::telemetry::Metrics;
 use crate::watch::DirWatch;
 
-pub fn spawn_file_watcher(
+pub(crate) fn spawn_file_watcher(
     identity: Arc<Identity>,
     config: IdentityFiles,
     provider: Arc<CryptoProvider>,

@@ -14,13 +14,13 @@ use tokio::net::TcpStream;
 use crate::connect::ConnectError;
 
 #[derive(Clone, Debug)]
-pub struct AppConnector {
+pub(crate) struct AppConnector {
     addr: SocketAddr,
     timeout: Duration,
 }
 
 impl AppConnector {
-    pub fn new(addr: SocketAddr, timeout: Duration) -> Self {
+    pub(crate) fn new(addr: SocketAddr, timeout: Duration) -> Self {
         AppConnector { addr, timeout }
     }
 }

@@ -17,13 +17,13 @@ use crate::sanitize::Sanitizer;
 use crate::target::ClientCertHeader;
 
 /// For the connection `T`, whose certificate names the caller.
-pub struct IdentityHeadersLayer<T> {
+pub(crate) struct IdentityHeadersLayer<T> {
     target: Arc<T>,
     sanitizer: Arc<Sanitizer>,
 }
 
 impl<T> IdentityHeadersLayer<T> {
-    pub fn new(target: Arc<T>, sanitizer: Arc<Sanitizer>) -> Self {
+    pub(crate) fn new(target: Arc<T>, sanitizer: Arc<Sanitizer>) -> Self {
         IdentityHeadersLayer { target, sanitizer }
     }
 }
@@ -40,7 +40,7 @@ impl<T, S> tower::Layer<S> for IdentityHeadersLayer<T> {
     }
 }
 
-pub struct IdentityHeaders<T, S> {
+pub(crate) struct IdentityHeaders<T, S> {
     target: Arc<T>,
     sanitizer: Arc<Sanitizer>,
     inner: S,

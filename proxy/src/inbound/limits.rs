@@ -12,12 +12,12 @@ use crate::respond::{ProxyBody, ProxyError};
 
 /// Only in the stack when `inbound.max_request_body` is set.
 #[derive(Clone, Copy, Debug)]
-pub struct BodyLimitLayer {
+pub(crate) struct BodyLimitLayer {
     max: u64,
 }
 
 impl BodyLimitLayer {
-    pub fn new(max: u64) -> Self {
+    pub(crate) fn new(max: u64) -> Self {
         BodyLimitLayer { max }
     }
 }
@@ -34,7 +34,7 @@ impl<S> tower::Layer<S> for BodyLimitLayer {
 }
 
 #[derive(Clone)]
-pub struct BodyLimit<S> {
+pub(crate) struct BodyLimit<S> {
     max: u64,
     inner: S,
 }

@@ -34,22 +34,22 @@ use crate::transparent::prefixed::PrefixedIo;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What every connection accepted on the inbound listener shares.
-pub struct InboundListener {
-    pub acceptor: TlsAcceptor,
-    pub own_id: SpiffeId,
-    pub inbound: Inbound,
-    pub builder: Arc<auto::Builder<TokioExecutor>>,
-    pub shutdown: CancellationToken,
-    pub idle_timeout: Duration,
+pub(crate) struct InboundListener {
+    pub(crate) acceptor: TlsAcceptor,
+    pub(crate) own_id: SpiffeId,
+    pub(crate) inbound: Inbound,
+    pub(crate) builder: Arc<auto::Builder<TokioExecutor>>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) idle_timeout: Duration,
     /// Peers from other trust domains are refused after the handshake.
-    pub trust_domains: Vec<String>,
+    pub(crate) trust_domains: Vec<String>,
     /// `inbound.mode` and `inbound.port_modes`.
-    pub modes: InboundModes,
+    pub(crate) modes: InboundModes,
     /// Permissive mode: how long the first bytes may take.
-    pub detect_timeout: Duration,
+    pub(crate) detect_timeout: Duration,
     /// `inbound.app`'s port: the mode of connections made straight to the
     /// listener.
-    pub app_port: u16,
+    pub(crate) app_port: u16,
 }
 
 /// An accepted connection, with the bytes protocol detection read.
@@ -58,7 +58,7 @@ type Io = PrefixedIo<TcpStream>;
 /// The inbound listener's request rules: its upgrades, path normalisation,
 /// and the headers only usher may set (identity, claims, and forwarded
 /// headers unless trusted).
-pub fn sanitizer(config: &Config) -> Sanitizer {
+pub(crate) fn sanitizer(config: &Config) -> Sanitizer {
     let inbound = &config.inbound;
     let mut protected = vec![crate::headers::XFCC.clone()];
     if !inbound.trust_forwarded_headers {
@@ -92,7 +92,11 @@ pub fn sanitizer(config: &Config) -> Sanitizer {
 /// Then the TLS handshake (bounded), the peer's identity and trust domain
 /// — or, plain text where permitted, no identity — and HTTP through the
 /// connection's stack until it ends.
-pub async fn serve_inbound(mut tcp: TcpStream, remote: SocketAddr, listener: Arc<InboundListener>) {
+pub(crate) async fn serve_inbound(
+    mut tcp: TcpStream,
+    remote: SocketAddr,
+    listener: Arc<InboundListener>,
+) {
     let metrics = &listener.inbound.telemetry.metrics;
     let orig = orig_dst(&tcp);
     // A redirected connection is for the port the caller dialled, on the

@@ -12,7 +12,7 @@ mod conn;
 mod identity_headers;
 mod limits;
 mod listener;
-pub mod ratelimit;
+pub(crate) mod ratelimit;
 mod targets;
 mod to_app;
 
@@ -21,14 +21,14 @@ use std::sync::Arc;
 use http::{Request, Response};
 use tower::ServiceBuilder;
 
-pub use app::AppConnector;
+pub(crate) use app::AppConnector;
 pub use conn::InboundConn;
-pub use identity_headers::{IdentityHeaders, IdentityHeadersLayer};
-pub use limits::{BodyLimit, BodyLimitLayer};
-pub use listener::{sanitizer, serve_inbound, InboundListener};
-pub use ratelimit::{RateLimit, RateLimitLayer, RateLimits};
-pub use targets::AppTargets;
-pub use to_app::{ToApp, ToAppFuture};
+pub(crate) use identity_headers::IdentityHeadersLayer;
+pub(crate) use limits::BodyLimitLayer;
+pub(crate) use listener::{sanitizer, serve_inbound, InboundListener};
+pub(crate) use ratelimit::{RateLimitLayer, RateLimits};
+pub(crate) use targets::AppTargets;
+pub(crate) use to_app::ToApp;
 
 use crate::authn::{AuthenticateLayer, Authn};
 use crate::authz::{AuthorizeLayer, AuthzShared};
@@ -38,25 +38,25 @@ use crate::sanitize::Sanitizer;
 use crate::telemetry::{ObservedBody, Telemetry};
 
 /// What every inbound connection's stack is built from.
-pub struct Inbound {
+pub(crate) struct Inbound {
     /// The app, by the port a connection is for.
-    pub apps: AppTargets,
-    pub sanitizer: Arc<Sanitizer>,
+    pub(crate) apps: AppTargets,
+    pub(crate) sanitizer: Arc<Sanitizer>,
     /// `inbound.max_request_body`.
-    pub max_request_body: Option<u64>,
+    pub(crate) max_request_body: Option<u64>,
     /// `rate_limit:`, when configured.
-    pub rate_limits: Option<Arc<RateLimits>>,
+    pub(crate) rate_limits: Option<Arc<RateLimits>>,
     /// `authentication:`, when configured.
-    pub authn: Option<Arc<Authn>>,
+    pub(crate) authn: Option<Arc<Authn>>,
     /// `policy:`, when configured.
-    pub authz: Option<Arc<AuthzShared>>,
-    pub telemetry: Arc<Telemetry>,
+    pub(crate) authz: Option<Arc<AuthzShared>>,
+    pub(crate) telemetry: Arc<Telemetry>,
 }
 
 /// The inbound request path for one connection, outermost step first.
 /// Steps that are not configured are not in the stack at all
 /// (`option_layer`: a `tower::util::Either` that passes straight through).
-pub fn stack(
+pub(crate) fn stack(
     conn: Arc<InboundConn>,
     inbound: &Inbound,
     to_app: ToApp,

@@ -43,7 +43,7 @@ impl Bucket {
     }
 }
 
-pub struct RateLimits {
+pub(crate) struct RateLimits {
     per_caller: Option<Bucket>,
     routes: Vec<(String, Bucket)>,
     clock: DefaultClock,
@@ -53,7 +53,7 @@ pub struct RateLimits {
 }
 
 impl RateLimits {
-    pub fn new(config: &RateLimitConfig) -> Arc<RateLimits> {
+    pub(crate) fn new(config: &RateLimitConfig) -> Arc<RateLimits> {
         let bucket = |b: &BucketConfig| Bucket::new(b.requests_per_second, b.burst);
         Arc::new(RateLimits {
             per_caller: config.per_caller.as_ref().map(bucket),
@@ -75,7 +75,7 @@ impl RateLimits {
 
     /// Takes one token from the caller's bucket(s); the route bucket is
     /// the first whose prefix matches the path.
-    pub fn check(&self, caller: &Arc<str>, path: &str) -> Result<(), RateLimited> {
+    pub(crate) fn check(&self, caller: &Arc<str>, path: &str) -> Result<(), RateLimited> {
         if let Some(b) = &self.per_caller {
             if let Err(not_until) = b.limiter.check_key(caller) {
                 return Err(RateLimited {
@@ -104,7 +104,7 @@ impl RateLimits {
     }
 
     /// Forgets buckets that have refilled, every `every`.
-    pub fn spawn_eviction(self: &Arc<Self>, every: Duration, shutdown: CancellationToken) {
+    pub(crate) fn spawn_eviction(self: &Arc<Self>, every: Duration, shutdown: CancellationToken) {
         let this = self.clone();
         tokio::spawn(async move {
             loop {
@@ -124,7 +124,8 @@ impl RateLimits {
         });
     }
 
-    pub fn bucket_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn bucket_count(&self) -> usize {
         self.per_caller
             .iter()
             .chain(self.routes.iter().map(|(_, b)| b))
@@ -155,13 +156,13 @@ impl RateLimits {
 
 /// The rate-limit step of the inbound stack, for the connection `T`
 /// (buckets are keyed by the caller's ID).
-pub struct RateLimitLayer<T> {
+pub(crate) struct RateLimitLayer<T> {
     target: Arc<T>,
     limits: Arc<RateLimits>,
 }
 
 impl<T> RateLimitLayer<T> {
-    pub fn new(target: Arc<T>, limits: Arc<RateLimits>) -> Self {
+    pub(crate) fn new(target: Arc<T>, limits: Arc<RateLimits>) -> Self {
         RateLimitLayer { target, limits }
     }
 }
@@ -178,7 +179,7 @@ impl<T, S> tower::Layer<S> for RateLimitLayer<T> {
     }
 }
 
-pub struct RateLimit<T, S> {
+pub(crate) struct RateLimit<T, S> {
     target: Arc<T>,
     limits: Arc<RateLimits>,
     inner: S,

@@ -20,7 +20,7 @@ const MAX_TARGETS: usize = 256;
 
 /// The app's addresses, each with its own connection pool, made on first
 /// use. Looked up once per connection, not per request.
-pub struct AppTargets {
+pub(crate) struct AppTargets {
     default_app: SocketAddr,
     default: ToApp,
     make: Arc<dyn Fn(SocketAddr) -> ToApp + Send + Sync>,
@@ -30,7 +30,7 @@ pub struct AppTargets {
 impl AppTargets {
     /// `default` serves `default_app`; `make` builds the path to any other
     /// address.
-    pub fn new(
+    pub(crate) fn new(
         default_app: SocketAddr,
         default: ToApp,
         make: Arc<dyn Fn(SocketAddr) -> ToApp + Send + Sync>,
@@ -45,7 +45,7 @@ impl AppTargets {
 
     /// Where a connection whose original destination is `orig` (`None`:
     /// not redirected) goes; `None` past [`MAX_TARGETS`] addresses.
-    pub fn for_connection(&self, orig: Option<SocketAddr>) -> Option<ToApp> {
+    pub(crate) fn for_connection(&self, orig: Option<SocketAddr>) -> Option<ToApp> {
         let Some(orig) = orig.filter(|o| o.port() != self.default_app.port()) else {
             return Some(self.default.clone());
         };

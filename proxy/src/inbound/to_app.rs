@@ -25,7 +25,7 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 /// Forwards to the local app; its failures are [`ProxyError`]s. Cheap to
 /// clone: one `Arc`.
 #[derive(Clone)]
-pub struct ToApp {
+pub(crate) struct ToApp {
     shared: Arc<AppUpstream>,
 }
 
@@ -38,7 +38,7 @@ struct AppUpstream {
 }
 
 impl ToApp {
-    pub fn new(
+    pub(crate) fn new(
         app: SocketAddr,
         upstream: Upstream<AppConnector>,
         request_timeout: Duration,
@@ -107,7 +107,7 @@ impl tower::Service<Request<RequestBody>> for ToApp {
 
 pin_project_lite::pin_project! {
     /// The app's response within `inbound.request_timeout`, or why not.
-    pub struct ToAppFuture {
+    pub(crate) struct ToAppFuture {
         #[pin]
         forward: Timeout<ForwardFuture>,
         timeout: Duration,

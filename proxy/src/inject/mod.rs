@@ -34,18 +34,18 @@ pub use pod::InjectOptions;
 #[error("document {index} ({kind} {name}): {field}: {message}")]
 pub struct InjectError {
     /// 1-based, in the input.
-    pub index: usize,
-    pub kind: String,
-    pub name: String,
-    pub field: String,
-    pub message: String,
+    pub(crate) index: usize,
+    pub(crate) kind: String,
+    pub(crate) name: String,
+    pub(crate) field: String,
+    pub(crate) message: String,
 }
 
 /// A problem inside one pod template, before the document is known.
 #[derive(Debug)]
 pub(crate) struct FieldError {
-    pub field: String,
-    pub message: String,
+    pub(crate) field: String,
+    pub(crate) message: String,
 }
 
 impl FieldError {

@@ -19,10 +19,10 @@ const INIT_NAME: &str = "usher-init";
 const ADMIN_PORT: u16 = 15000;
 const SIDECAR_NAME: &str = "usher";
 /// Where the sidecar finds its config (the ConfigMap's `usher.yaml`).
-pub const CONFIG_PATH: &str = "/etc/usher/config/usher.yaml";
-pub const POLICY_DIR: &str = "/etc/usher/policy";
+pub(crate) const CONFIG_PATH: &str = "/etc/usher/config/usher.yaml";
+pub(crate) const POLICY_DIR: &str = "/etc/usher/policy";
 /// The ConfigMap holding the mesh's trust bundle, in every namespace.
-pub const TRUST_CONFIG_MAP: &str = "usher-trust-bundle";
+pub(crate) const TRUST_CONFIG_MAP: &str = "usher-trust-bundle";
 
 /// How to inject.
 #[derive(Clone, Debug)]
@@ -66,7 +66,7 @@ struct Status {
 
 /// Adds usher to `pod` (a pod or pod template: `metadata` + `spec`) at
 /// `path` (for messages). An earlier injection is replaced.
-pub(crate) fn inject(
+pub(super) fn inject(
     pod: &mut Value,
     opts: &InjectOptions,
     path: &str,
@@ -76,8 +76,11 @@ pub(crate) fn inject(
         uninject(pod, path)?;
     }
     let spec_path = format!("{path}spec");
+    // Checked first; the later look-ups of the spec (and of the pod as a
+    // mapping, which it is when it has one) answer the same if they fail.
+    let no_spec = || FieldError::new(spec_path.clone(), "missing: a pod needs a spec");
     let Some(spec) = pod.get("spec").filter(|s| s.is_mapping()) else {
-        return Err(FieldError::new(spec_path, "missing: a pod needs a spec"));
+        return Err(no_spec());
     };
     if spec.get("hostNetwork").and_then(Value::as_bool) == Some(true) {
         return Err(FieldError::new(
@@ -108,7 +111,7 @@ pub(crate) fn inject(
         ..Status::default()
     };
     let rewritten = probes::rewrite(
-        pod.get_mut("spec").expect("checked above"),
+        pod.get_mut("spec").ok_or_else(no_spec)?,
         &spec_path,
         ADMIN_PORT,
     )?;
@@ -236,7 +239,7 @@ pub(crate) fn inject(
     let spec = pod
         .get_mut("spec")
         .and_then(Value::as_mapping_mut)
-        .expect("checked above");
+        .ok_or_else(no_spec)?;
     let inits = sequence(
         spec,
         "initContainers",
@@ -257,7 +260,8 @@ pub(crate) fn inject(
         vols.push(to_yaml(v));
     }
 
-    let meta = mapping(pod_map(pod), "metadata", "metadata", &mut status.created);
+    let pod = pod.as_mapping_mut().ok_or_else(no_spec)?;
+    let meta = mapping(pod, "metadata", "metadata", &mut status.created);
     let ann = mapping(
         meta,
         "annotations",
@@ -302,7 +306,9 @@ pub(crate) fn uninject(pod: &mut Value, path: &str) -> Result<(), FieldError> {
             }
         }
         if meta.is_empty() && status.created.iter().any(|c| c == "metadata") {
-            pod_map(pod).remove("metadata");
+            if let Value::Mapping(pod) = pod {
+                pod.remove("metadata");
+            }
         }
     }
     Ok(())
@@ -418,13 +424,6 @@ fn check_name(name: &str, field: String) -> Result<String, FieldError> {
 
 fn to_yaml(v: serde_json::Value) -> Value {
     yaml_serde::to_value(v).unwrap_or(Value::Null)
-}
-
-fn pod_map(pod: &mut Value) -> &mut Mapping {
-    if !pod.is_mapping() {
-        *pod = Value::Mapping(Mapping::new());
-    }
-    pod.as_mapping_mut().expect("a mapping")
 }
 
 /// `map[key]` as a sequence, made (and recorded in `created`) when absent.

@@ -26,12 +26,12 @@ pub(crate) const KINDS: [&str; 3] = ["startupProbe", "livenessProbe", "readiness
 #[derive(Default)]
 pub(crate) struct Rewritten {
     /// `USHER_APP_PROBES`'s value, by `<container>/<probe>`.
-    pub targets: BTreeMap<String, serde_json::Value>,
+    pub(crate) targets: BTreeMap<String, serde_json::Value>,
     /// The original `httpGet`s, by `<container>/<probe>`, for uninject.
-    pub originals: BTreeMap<String, serde_json::Value>,
+    pub(crate) originals: BTreeMap<String, serde_json::Value>,
     /// Ports of HTTPS probes (and the probe's field), which usher cannot
     /// make: allowed only where the operator left the port uncaptured.
-    pub https_ports: Vec<(u16, String)>,
+    pub(crate) https_ports: Vec<(u16, String)>,
 }
 
 /// Rewrites the HTTP probes of `spec.containers` (at `spec_path`).

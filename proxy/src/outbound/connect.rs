@@ -22,7 +22,7 @@ use crate::identity::Alpn;
 use crate::telemetry::{Direction, Metrics};
 
 #[derive(Clone)]
-pub struct PeerConnector {
+pub(crate) struct PeerConnector {
     routes: Arc<RouteTable>,
     alpn: Alpn,
     timeout: Duration,
@@ -30,7 +30,7 @@ pub struct PeerConnector {
 }
 
 impl PeerConnector {
-    pub fn new(
+    pub(crate) fn new(
         routes: Arc<RouteTable>,
         alpn: Alpn,
         timeout: Duration,
@@ -96,7 +96,7 @@ impl tower::Service<Uri> for PeerConnector {
 }
 
 /// An established mTLS connection to a peer, as hyper's client sees it.
-pub struct TlsConn {
+pub(crate) struct TlsConn {
     io: TokioIo<TlsStream<TcpStream>>,
     alpn: Alpn,
 }

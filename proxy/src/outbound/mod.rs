@@ -26,10 +26,10 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 
-pub use connect::{PeerConnector, TlsConn};
-pub use route::{OutboundRequest, RouteLayer, RouteRequest};
+pub(crate) use connect::PeerConnector;
+pub(crate) use route::RouteLayer;
 pub use routes::{Route, RouteTable};
-pub use to_peer::{ToPeer, ToPeerFuture};
+pub(crate) use to_peer::ToPeer;
 
 use crate::body::RequestBody;
 use crate::config::{UnknownAction, UnknownDestinations};
@@ -44,16 +44,16 @@ use crate::transparent::orig_dst::original_dst;
 use crate::transparent::prefixed::PrefixedIo;
 
 /// Everything the outbound side shares between connections.
-pub struct Outbound {
-    pub route: RouteLayer,
-    pub to_peer: ToPeer,
-    pub telemetry: Arc<Telemetry>,
+pub(crate) struct Outbound {
+    pub(crate) route: RouteLayer,
+    pub(crate) to_peer: ToPeer,
+    pub(crate) telemetry: Arc<Telemetry>,
     /// The peer of a request no route was found for.
-    pub unknown: Peer,
+    pub(crate) unknown: Peer,
 }
 
 impl Outbound {
-    pub fn new(route: RouteLayer, to_peer: ToPeer, telemetry: Arc<Telemetry>) -> Outbound {
+    pub(crate) fn new(route: RouteLayer, to_peer: ToPeer, telemetry: Arc<Telemetry>) -> Outbound {
         let unknown: Arc<str> = Arc::from(UNKNOWN_PEER);
         Outbound {
             route,
@@ -69,7 +69,7 @@ impl Outbound {
 }
 
 /// One connection from the local app: the target of its stack.
-pub struct OutboundConn {
+pub(crate) struct OutboundConn {
     /// The app's address, for the log.
     client: SocketAddr,
     /// Until a route names the peer: `unknown`.
@@ -80,7 +80,7 @@ pub struct OutboundConn {
 
 impl OutboundConn {
     /// `unknown`: the shared [`Outbound::unknown`] (two `Arc` clones).
-    pub fn new(client: SocketAddr, unknown: Peer, orig: Option<SocketAddr>) -> OutboundConn {
+    pub(crate) fn new(client: SocketAddr, unknown: Peer, orig: Option<SocketAddr>) -> OutboundConn {
         OutboundConn {
             client,
             unknown,
@@ -113,7 +113,7 @@ impl ObserveTarget for OutboundConn {
 
 /// The outbound request path for one connection from the app, outermost
 /// step first.
-pub fn stack(
+pub(crate) fn stack(
     conn: Arc<OutboundConn>,
     outbound: &Outbound,
 ) -> impl tower::Service<
@@ -138,17 +138,17 @@ pub fn stack(
 }
 
 /// What every connection accepted on the outbound listener shares.
-pub struct OutboundListener {
-    pub outbound: Outbound,
-    pub builder: Arc<auto::Builder<TokioExecutor>>,
-    pub shutdown: CancellationToken,
-    pub idle_timeout: Duration,
+pub(crate) struct OutboundListener {
+    pub(crate) outbound: Outbound,
+    pub(crate) builder: Arc<auto::Builder<TokioExecutor>>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) idle_timeout: Duration,
     /// `outbound.unknown`: redirected connections no route covers.
-    pub unknown: UnknownDestinations,
+    pub(crate) unknown: UnknownDestinations,
     /// How long a redirected connection's first bytes may take.
-    pub detect_timeout: Duration,
+    pub(crate) detect_timeout: Duration,
     /// Passthrough: how long connecting to the original destination may take.
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
 }
 
 /// Serves one connection from the app until it ends. A connection
@@ -156,7 +156,7 @@ pub struct OutboundListener {
 /// between HTTP (routed as always) and an opaque stream (TLS from the app,
 /// a database protocol), which `outbound.unknown` passes through to the
 /// original destination or refuses.
-pub async fn serve_outbound(
+pub(crate) async fn serve_outbound(
     mut tcp: TcpStream,
     remote: SocketAddr,
     listener: Arc<OutboundListener>,

@@ -21,12 +21,12 @@ use crate::sanitize::Sanitizer;
 use crate::telemetry::{Metrics, Peer};
 
 /// A request from the app, with the route it takes (or why none).
-pub struct OutboundRequest {
-    pub route: Result<Arc<Route>, ProxyError>,
-    pub http: Request<RequestBody>,
+pub(crate) struct OutboundRequest {
+    pub(crate) route: Result<Arc<Route>, ProxyError>,
+    pub(crate) http: Request<RequestBody>,
     /// No route, on a redirected connection whose original destination
     /// `outbound.unknown` passes through: sent there, as it came.
-    pub passthrough: Option<SocketAddr>,
+    pub(crate) passthrough: Option<SocketAddr>,
 }
 
 impl ObservedRequest for OutboundRequest {
@@ -41,7 +41,7 @@ impl ObservedRequest for OutboundRequest {
 
 /// Built once per outbound listener; its services per connection.
 #[derive(Clone)]
-pub struct RouteLayer {
+pub(crate) struct RouteLayer {
     routes: Arc<RouteTable>,
     sanitizer: Arc<Sanitizer>,
     unknown: Arc<UnknownDestinations>,
@@ -51,7 +51,7 @@ pub struct RouteLayer {
 }
 
 impl RouteLayer {
-    pub fn new(
+    pub(crate) fn new(
         routes: Arc<RouteTable>,
         sanitizer: Arc<Sanitizer>,
         unknown: Arc<UnknownDestinations>,
@@ -67,7 +67,7 @@ impl RouteLayer {
     }
 
     /// The layer for one connection, redirected from `orig` or not.
-    pub fn for_connection(&self, orig: Option<SocketAddr>) -> RouteLayer {
+    pub(crate) fn for_connection(&self, orig: Option<SocketAddr>) -> RouteLayer {
         RouteLayer {
             orig,
             ..self.clone()
@@ -87,7 +87,7 @@ impl<S> tower::Layer<S> for RouteLayer {
 }
 
 #[derive(Clone)]
-pub struct RouteRequest<S> {
+pub(crate) struct RouteRequest<S> {
     layer: RouteLayer,
     inner: S,
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
-use usher_ca::SpiffeId;
 
 use crate::config::{RouteConfig, TlsConfig};
 use crate::identity::{client_config, Alpn, CertStore, TlsError, TrustStore};
@@ -15,24 +14,22 @@ use crate::telemetry::Peer;
 
 /// One destination the local app may call.
 pub struct Route {
-    pub host: String,
-    /// `host` as a URI authority: the connection pool's key for HTTP/1
+    /// The route's host as a URI authority: the connection pool's key for HTTP/1
     /// requests to this route.
-    pub authority: http::uri::Authority,
-    pub address: String,
-    pub identity: SpiffeId,
+    pub(crate) authority: http::uri::Authority,
+    pub(crate) address: String,
     /// Sent as SNI and used as the session-resumption key; not verified
     /// (peers are verified by SPIFFE ID).
-    pub server_name: ServerName<'static>,
-    pub tls_h1: Arc<ClientConfig>,
-    pub tls_h2: Arc<ClientConfig>,
+    pub(crate) server_name: ServerName<'static>,
+    pub(crate) tls_h1: Arc<ClientConfig>,
+    pub(crate) tls_h2: Arc<ClientConfig>,
     /// The peer as telemetry names it: its identity (the label too: routes
     /// are a bounded set) and, when the address is an IP, that address.
-    pub peer: Peer,
+    pub(crate) peer: Peer,
 }
 
 impl Route {
-    pub fn tls(&self, alpn: Alpn) -> &Arc<ClientConfig> {
+    pub(crate) fn tls(&self, alpn: Alpn) -> &Arc<ClientConfig> {
         match alpn {
             Alpn::Http1 => &self.tls_h1,
             Alpn::H2 => &self.tls_h2,
@@ -80,10 +77,8 @@ impl RouteTable {
             };
             let route = Route {
                 peer,
-                host: rc.host.clone(),
                 authority,
                 address: rc.address.clone(),
-                identity: rc.identity.clone(),
                 server_name,
                 tls_h1: make(Alpn::Http1)?,
                 tls_h2: make(Alpn::H2)?,
@@ -100,13 +95,5 @@ impl RouteTable {
         } else {
             self.routes.get(host)
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.routes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
     }
 }

@@ -19,7 +19,7 @@ use crate::respond::{ProxyBody, ProxyError};
 
 /// Cheap to clone: the upstream's clients are `Arc`s inside.
 #[derive(Clone)]
-pub struct ToPeer {
+pub(crate) struct ToPeer {
     upstream: Upstream<PeerConnector>,
     /// Plain HTTP to an original destination no route covers
     /// (`outbound.unknown: passthrough`); keyed by that IP:port.
@@ -27,7 +27,10 @@ pub struct ToPeer {
 }
 
 impl ToPeer {
-    pub fn new(upstream: Upstream<PeerConnector>, passthrough: Upstream<HttpConnector>) -> ToPeer {
+    pub(crate) fn new(
+        upstream: Upstream<PeerConnector>,
+        passthrough: Upstream<HttpConnector>,
+    ) -> ToPeer {
         ToPeer {
             upstream,
             passthrough,
@@ -86,7 +89,7 @@ impl tower::Service<OutboundRequest> for ToPeer {
 }
 
 pin_project_lite::pin_project! {
-    pub struct ToPeerFuture {
+    pub(crate) struct ToPeerFuture {
         #[pin]
         inner: Either<ForwardFuture, Ready<Result<Response<ProxyBody>, ProxyError>>>,
     }

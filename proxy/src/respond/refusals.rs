@@ -17,12 +17,12 @@ static RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// 401: no token where one is required, or a token that does not verify.
 #[derive(Debug)]
-pub struct Unauthenticated {
+pub(crate) struct Unauthenticated {
     /// `None`: no token at all (RFC 6750 §3.1: the challenge then carries
     /// no error code).
-    pub reason: Option<Reject>,
+    pub(crate) reason: Option<Reject>,
     /// The issuer the token named, when it got that far (for the log).
-    pub issuer: Option<Box<str>>,
+    pub(crate) issuer: Option<Box<str>>,
 }
 
 impl Unauthenticated {
@@ -49,14 +49,14 @@ impl Unauthenticated {
 
 /// 429: the caller's bucket (or its route bucket) is empty.
 #[derive(Debug)]
-pub struct RateLimited {
-    pub limit: u32,
-    pub retry_after: Duration,
+pub(crate) struct RateLimited {
+    pub(crate) limit: u32,
+    pub(crate) retry_after: Duration,
     /// `caller` or `route`: the metric's label.
-    pub scope: &'static str,
+    pub(crate) scope: &'static str,
     /// Set on the refusal that writes the (throttled) warn line: how many
     /// were refused since the last one.
-    pub log_line: Option<u64>,
+    pub(crate) log_line: Option<u64>,
 }
 
 impl RateLimited {
@@ -75,15 +75,15 @@ impl RateLimited {
 /// A request the policy denied in enforce mode: the policy's status, body
 /// and headers (the reason stays in the decision log).
 #[derive(Debug)]
-pub struct PolicyDenied {
-    pub status: u16,
-    pub body: Option<String>,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-    pub response_headers_to_add: Vec<(HeaderName, HeaderValue)>,
+pub(crate) struct PolicyDenied {
+    pub(crate) status: u16,
+    pub(crate) body: Option<String>,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) response_headers_to_add: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl PolicyDenied {
-    pub fn from_decision(decision: usher_policy::Decision) -> PolicyDenied {
+    pub(crate) fn from_decision(decision: usher_policy::Decision) -> PolicyDenied {
         PolicyDenied {
             status: decision.http_status,
             body: decision.body,
@@ -114,7 +114,7 @@ impl PolicyDenied {
 }
 
 /// Appends every pair (a name may repeat).
-pub fn append_headers(headers: &mut HeaderMap, add: &[(HeaderName, HeaderValue)]) {
+pub(crate) fn append_headers(headers: &mut HeaderMap, add: &[(HeaderName, HeaderValue)]) {
     for (name, value) in add {
         headers.append(name.clone(), value.clone());
     }

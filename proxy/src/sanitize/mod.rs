@@ -35,7 +35,7 @@ static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 /// mesh peer could write anything in them, so they are removed unless
 /// configured as trusted; so is every `X-Forwarded-*` header
 /// ([`FORWARDED_PREFIX`]: `-User`, `-Email`, `-Prefix`, `-Uri`...).
-pub static FORWARDED: &[&str] = &[
+pub(crate) static FORWARDED: &[&str] = &[
     "forwarded",
     "x-real-ip",
     "x-original-url",
@@ -46,7 +46,7 @@ pub static FORWARDED: &[&str] = &[
 ];
 
 /// Every header starting with this is removed with [`FORWARDED`].
-pub const FORWARDED_PREFIX: &str = "x-forwarded-";
+pub(crate) const FORWARDED_PREFIX: &str = "x-forwarded-";
 
 /// Why a request was refused before any check ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -70,7 +70,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Refusal::UpgradeNotAllowed | Refusal::Connect => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
@@ -78,7 +78,7 @@ impl Refusal {
     }
 
     /// `error.type` on spans and in the access log.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Refusal::Path(_) => "invalid_path",
             Refusal::MissingHost => "missing_host",
@@ -122,7 +122,7 @@ impl Default for Sanitizer {
 impl Sanitizer {
     /// `protected_prefixes`: names starting with one of these are removed
     /// too (lower-case, `-` separated).
-    pub fn new(
+    pub(crate) fn new(
         upgrades: Vec<String>,
         path: Option<PathOptions>,
         protected: Vec<HeaderName>,
@@ -222,7 +222,7 @@ impl Sanitizer {
 /// Whether `spelled` is `name` with `_` written for any of its `-`:
 /// `x_forwarded_client_cert` reaches a CGI/WSGI/PHP app as the same
 /// variable as `x-forwarded-client-cert`. Both lower case (header names).
-pub fn spelled_as(name: &str, spelled: &str) -> bool {
+pub(crate) fn spelled_as(name: &str, spelled: &str) -> bool {
     name.len() == spelled.len()
         && name
             .bytes()
@@ -232,7 +232,7 @@ pub fn spelled_as(name: &str, spelled: &str) -> bool {
 
 /// Removes every header `doomed` picks. The common case, none, allocates
 /// nothing.
-pub fn remove_where(h: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
+pub(crate) fn remove_where(h: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
     if h.keys().any(&doomed) {
         let names: Vec<HeaderName> = h.keys().filter(|k| doomed(k)).cloned().collect();
         for name in names {

@@ -44,12 +44,12 @@ where
 /// so readiness is asked with a no-op waker; a stack that ever were not
 /// ready would fail that one request ([`NotReady`]) rather than stall the
 /// connection.
-pub struct StackService<S> {
+pub(crate) struct StackService<S> {
     stack: RefCell<S>,
 }
 
 impl<S> StackService<S> {
-    pub fn new(stack: S) -> Self {
+    pub(crate) fn new(stack: S) -> Self {
         StackService {
             stack: RefCell::new(stack),
         }
@@ -59,7 +59,7 @@ impl<S> StackService<S> {
 /// A stack was not ready for a request (see [`StackService`]).
 #[derive(Debug, thiserror::Error)]
 #[error("the request stack was not ready")]
-pub struct NotReady;
+pub(crate) struct NotReady;
 
 fn never(e: Infallible) -> NotReady {
     match e {}

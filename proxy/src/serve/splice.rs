@@ -13,7 +13,7 @@ use super::Activity;
 
 /// Copies both ways between `a` and `b`; the bytes `a` → `b` and `b` → `a`
 /// (what had moved when it was cut, on shutdown or idleness).
-pub async fn splice<A, B>(
+pub(crate) async fn splice<A, B>(
     a: A,
     mut b: B,
     shutdown: &CancellationToken,

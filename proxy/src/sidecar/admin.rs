@@ -24,13 +24,13 @@ const ADMIN_MAX_PER_ADDRESS: usize = 8;
 const ADMIN_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub(super) struct AdminBuilder<'a> {
-    pub state: Arc<AdminState>,
-    pub http: &'a Http,
-    pub life: &'a Lifecycle,
+    pub(crate) state: Arc<AdminState>,
+    pub(crate) http: &'a Http,
+    pub(crate) life: &'a Lifecycle,
 }
 
 impl AdminBuilder<'_> {
-    pub fn spawn(self, listener: TcpListener) {
+    pub(crate) fn spawn(self, listener: TcpListener) {
         let AdminBuilder { state, http, life } = self;
         let builder = http.builder.clone();
         let idle = Some(http.limits.idle_timeout.min(ADMIN_IDLE_TIMEOUT));

@@ -25,7 +25,7 @@ pub(super) enum PendingIdentity<'a> {
 impl<'a> PendingIdentity<'a> {
     /// File mode: reads and checks the files now (an error names the key
     /// of the file at fault). CA mode: nothing yet.
-    pub fn prepare(
+    pub(crate) fn prepare(
         source: &'a IdentitySource,
         provider: &Arc<CryptoProvider>,
     ) -> Result<PendingIdentity<'a>, StartError> {
@@ -44,7 +44,7 @@ impl<'a> PendingIdentity<'a> {
     }
 
     /// The SPIFFE ID this sidecar has (files) or asks for (CA).
-    pub fn spiffe_id(&self) -> &SpiffeId {
+    pub(crate) fn spiffe_id(&self) -> &SpiffeId {
         match self {
             PendingIdentity::Files(loaded, _) => &loaded.spiffe_id,
             PendingIdentity::Ca(ca) => &ca.spiffe_id,
@@ -53,7 +53,7 @@ impl<'a> PendingIdentity<'a> {
 
     /// The identity in force (enrolling with the CA first, which waits for
     /// the CA), kept current until `shutdown`.
-    pub async fn establish(
+    pub(crate) async fn establish(
         self,
         provider: &Arc<CryptoProvider>,
         metrics: &Arc<Metrics>,

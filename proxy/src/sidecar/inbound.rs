@@ -25,17 +25,17 @@ use crate::serve::{accept_loop, ConnectionLimit, Lifecycle};
 use crate::telemetry::{Direction, Telemetry};
 
 pub(super) struct InboundBuilder<'a> {
-    pub config: &'a Config,
-    pub own_id: &'a SpiffeId,
-    pub server_tls: Arc<ServerConfig>,
-    pub authz: Option<Arc<AuthzShared>>,
-    pub telemetry: &'a Arc<Telemetry>,
-    pub http: &'a Http,
-    pub life: &'a Lifecycle,
+    pub(crate) config: &'a Config,
+    pub(crate) own_id: &'a SpiffeId,
+    pub(crate) server_tls: Arc<ServerConfig>,
+    pub(crate) authz: Option<Arc<AuthzShared>>,
+    pub(crate) telemetry: &'a Arc<Telemetry>,
+    pub(crate) http: &'a Http,
+    pub(crate) life: &'a Lifecycle,
 }
 
 impl InboundBuilder<'_> {
-    pub fn spawn(self, listener: TcpListener) -> Result<(), StartError> {
+    pub(crate) fn spawn(self, listener: TcpListener) -> Result<(), StartError> {
         let config = self.config;
         let listen = Arc::new(InboundListener {
             acceptor: TlsAcceptor::from(self.server_tls.clone()),

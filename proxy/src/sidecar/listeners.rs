@@ -9,16 +9,16 @@ use super::{BoundAddrs, StartError};
 use crate::config::Config;
 
 pub(super) struct Listeners {
-    pub inbound: TcpListener,
-    pub outbound: TcpListener,
+    pub(crate) inbound: TcpListener,
+    pub(crate) outbound: TcpListener,
     /// `outbound.listen_ipv6`, when set: the app's redirected IPv6 traffic.
-    pub outbound_ipv6: Option<TcpListener>,
-    pub admin: TcpListener,
-    pub addrs: BoundAddrs,
+    pub(crate) outbound_ipv6: Option<TcpListener>,
+    pub(crate) admin: TcpListener,
+    pub(crate) addrs: BoundAddrs,
 }
 
 impl Listeners {
-    pub async fn bind(config: &Config) -> Result<Listeners, StartError> {
+    pub(crate) async fn bind(config: &Config) -> Result<Listeners, StartError> {
         let (inbound, inbound_addr) = bind("inbound.listen", config.inbound.listen).await?;
         let (outbound, outbound_addr) = bind("outbound.listen", config.outbound.listen).await?;
         let outbound_ipv6 = match config.outbound.listen_ipv6 {

@@ -18,16 +18,16 @@ use crate::serve::{accept_loop, ConnectionLimit, Lifecycle};
 use crate::telemetry::{Direction, Telemetry};
 
 pub(super) struct OutboundBuilder<'a> {
-    pub config: &'a Config,
-    pub routes: Arc<RouteTable>,
-    pub telemetry: &'a Arc<Telemetry>,
-    pub http: &'a Http,
-    pub life: &'a Lifecycle,
+    pub(crate) config: &'a Config,
+    pub(crate) routes: Arc<RouteTable>,
+    pub(crate) telemetry: &'a Arc<Telemetry>,
+    pub(crate) http: &'a Http,
+    pub(crate) life: &'a Lifecycle,
 }
 
 impl OutboundBuilder<'_> {
     /// Serves `listener` (and `listener_ipv6`, the same way) until shutdown.
-    pub fn spawn(self, listener: TcpListener, listener_ipv6: Option<TcpListener>) {
+    pub(crate) fn spawn(self, listener: TcpListener, listener_ipv6: Option<TcpListener>) {
         let outbound = &self.config.outbound;
         let listen = Arc::new(OutboundListener {
             outbound: self.shared(),

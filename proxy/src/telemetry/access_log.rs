@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(50);
 const MAX_BUFFER: usize = 8 * 1024 * 1024;
 
 type Buffer = Arc<Mutex<Vec<u8>>>;
@@ -49,7 +49,7 @@ fn registry() -> &'static Registry {
 }
 
 /// Appends one line (built by `write`) to this thread's buffer.
-pub fn append(write: impl FnOnce(&mut Vec<u8>)) {
+pub(crate) fn append(write: impl FnOnce(&mut Vec<u8>)) {
     let reg = registry();
     MINE.with(|mine| {
         let mut mine = mine.borrow_mut();
@@ -70,7 +70,7 @@ pub fn append(write: impl FnOnce(&mut Vec<u8>)) {
 }
 
 /// Writes every buffered line to stdout (also called at shutdown).
-pub fn flush() {
+pub(crate) fn flush() {
     let Some(reg) = REGISTRY.get() else { return };
     let buffers: Vec<Buffer> = match reg.buffers.lock() {
         Ok(all) => all.clone(),
@@ -88,7 +88,7 @@ pub fn flush() {
 }
 
 /// Lines dropped because stdout did not keep up.
-pub fn dropped() -> u64 {
+pub(crate) fn dropped() -> u64 {
     REGISTRY
         .get()
         .map_or(0, |r| r.dropped.load(Ordering::Relaxed))
@@ -96,10 +96,10 @@ pub fn dropped() -> u64 {
 
 /// Builds one line. Strings go through serde_json's escaping (paths and
 /// authorities come from callers).
-pub struct Line<'a>(&'a mut Vec<u8>);
+pub(crate) struct Line<'a>(&'a mut Vec<u8>);
 
 impl<'a> Line<'a> {
-    pub fn start(buf: &'a mut Vec<u8>) -> Line<'a> {
+    pub(crate) fn start(buf: &'a mut Vec<u8>) -> Line<'a> {
         let _ = write!(
             buf,
             "{{\"timestamp\":\"{}\",\"level\":\"INFO\",\"target\":\"usher::access\"",
@@ -108,18 +108,18 @@ impl<'a> Line<'a> {
         Line(buf)
     }
 
-    pub fn str(self, key: &str, value: &str) -> Self {
+    pub(crate) fn str(self, key: &str, value: &str) -> Self {
         let _ = write!(self.0, ",\"{key}\":");
         let _ = serde_json::to_writer(&mut *self.0, value);
         self
     }
 
-    pub fn num(self, key: &str, value: impl std::fmt::Display) -> Self {
+    pub(crate) fn num(self, key: &str, value: impl std::fmt::Display) -> Self {
         let _ = write!(self.0, ",\"{key}\":{value}");
         self
     }
 
-    pub fn end(self) {
+    pub(crate) fn end(self) {
         self.0.extend_from_slice(b",\"message\":\"request\"}\n");
     }
 }

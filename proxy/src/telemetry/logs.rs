@@ -28,13 +28,13 @@ type Handle = reload::Handle<EnvFilter, Registry>;
 static HANDLE: OnceLock<Handle> = OnceLock::new();
 
 /// The filter used when `RUST_LOG` is unset.
-pub const DEFAULT_FILTER: &str = "info";
+pub(crate) const DEFAULT_FILTER: &str = "info";
 
 /// The target of security audit records.
-pub const AUDIT_TARGET: &str = "usher::audit";
+pub(crate) const AUDIT_TARGET: &str = "usher::audit";
 
 /// Added to every filter: audit records at info and above are always kept.
-pub const AUDIT_DIRECTIVE: &str = "usher::audit=info";
+pub(crate) const AUDIT_DIRECTIVE: &str = "usher::audit=info";
 
 /// Installs the JSON subscriber on stdout. `access_log` lines are ordinary
 /// events with target `usher::access`.
@@ -93,7 +93,7 @@ fn parse(directives: &str) -> Result<EnvFilter, LogLevelError> {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum LogLevelError {
+pub(crate) enum LogLevelError {
     #[error("the log level cannot be changed in this process (no usher log subscriber)")]
     Unavailable,
     #[error("invalid log filter {0:?}: expected a level (error, warn, info, debug, trace) or directives such as info,usher=debug")]
@@ -101,7 +101,7 @@ pub enum LogLevelError {
 }
 
 /// The filter in force (with the audit directive).
-pub fn current() -> Result<String, LogLevelError> {
+pub(crate) fn current() -> Result<String, LogLevelError> {
     let handle = HANDLE.get().ok_or(LogLevelError::Unavailable)?;
     handle
         .with_current(|f| f.to_string())
@@ -110,7 +110,7 @@ pub fn current() -> Result<String, LogLevelError> {
 
 /// Replaces the filter; returns the new one as parsed, with the audit
 /// directive added.
-pub fn set(directives: &str) -> Result<String, LogLevelError> {
+pub(crate) fn set(directives: &str) -> Result<String, LogLevelError> {
     let handle = HANDLE.get();
     set_on(handle, directives)
 }

@@ -39,7 +39,8 @@ mod requests;
 mod telemetry;
 mod tls;
 
-pub use connections::{upgrade_protocol, OpenConnection};
+#[cfg(test)]
+use connections::upgrade_protocol;
 pub use format::Format;
 pub use requests::{ConnMetrics, GrpcCode, Outcome};
 pub use telemetry::SpanDrop;

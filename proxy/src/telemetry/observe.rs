@@ -37,12 +37,12 @@ use super::Telemetry;
 /// Why usher answered a request itself; set by `respond` on the
 /// responses it generates, read here for `error.type`.
 #[derive(Clone, Copy, Debug)]
-pub struct ErrorKind(pub &'static str);
+pub(crate) struct ErrorKind(pub(crate) &'static str);
 
 /// The policy's verdict when it was not a plain allow (set by the
 /// authorization layer only on denials, so allowed requests pay nothing).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PolicyVerdict {
+pub(crate) enum PolicyVerdict {
     Deny,
     /// Denied, but let through because the policy runs in audit mode.
     AuditDeny,
@@ -50,19 +50,19 @@ pub enum PolicyVerdict {
 
 /// Who is at the other end of the request.
 #[derive(Clone, Debug)]
-pub struct Peer {
+pub(crate) struct Peer {
     /// The SPIFFE ID (the verified caller inbound, the route's identity
     /// outbound), or `unknown`.
-    pub id: Arc<str>,
+    pub(crate) id: Arc<str>,
     /// The metrics label: the ID, or `other` past the label cap.
-    pub label: Arc<str>,
+    pub(crate) label: Arc<str>,
     /// The network address of the other end, when known.
-    pub addr: Option<SocketAddr>,
+    pub(crate) addr: Option<SocketAddr>,
 }
 
 /// A request in flight. Dropped without a response (the caller went
 /// away), it is recorded as 499, like nginx does.
-pub struct Observation {
+pub(crate) struct Observation {
     inner: Option<Inner>,
 }
 
@@ -98,7 +98,7 @@ impl Observation {
     /// Starts observing `req`. When tracing is on, this continues the
     /// caller's trace (W3C or B3) or starts one, and writes the new span's
     /// context into `req` for the next hop.
-    pub fn start<B>(
+    pub(crate) fn start<B>(
         telemetry: &Arc<Telemetry>,
         conn: &Arc<ConnMetrics>,
         req: &mut Request<B>,
@@ -165,18 +165,18 @@ impl Observation {
     }
 
     /// The other end's SPIFFE ID (or `unknown`), for log lines.
-    pub fn peer_id(&self) -> &str {
+    pub(crate) fn peer_id(&self) -> &str {
         self.inner.as_ref().map_or("", |i| &i.peer.id)
     }
 
     /// The sidecar's metrics (what `respond` counts refusals in).
-    pub fn metrics(&self) -> Option<&super::Metrics> {
+    pub(crate) fn metrics(&self) -> Option<&super::Metrics> {
         self.inner.as_ref().map(|i| &*i.telemetry.metrics)
     }
 
     /// Reports a cancellation (the caller dropped the request before its
     /// response) to `guard`.
-    pub fn on_cancel(&mut self, guard: Arc<crate::serve::ResetGuard>) {
+    pub(crate) fn on_cancel(&mut self, guard: Arc<crate::serve::ResetGuard>) {
         if let Some(inner) = self.inner.as_mut() {
             inner.resets = Some(guard);
         }
@@ -184,7 +184,7 @@ impl Observation {
 
     /// [`Observation::respond`] when there is an observation; the response
     /// as is (unobserved) when there is none.
-    pub fn respond_opt<B: Body>(
+    pub(crate) fn respond_opt<B: Body>(
         obs: Option<Observation>,
         resp: Response<B>,
     ) -> Response<ObservedBody<B>> {
@@ -200,7 +200,7 @@ impl Observation {
 
     /// Notes the response and hands it on with a body that finishes the
     /// observation when it ends.
-    pub fn respond<B: Body>(mut self, resp: Response<B>) -> Response<ObservedBody<B>> {
+    pub(crate) fn respond<B: Body>(mut self, resp: Response<B>) -> Response<ObservedBody<B>> {
         if let Some(inner) = self.inner.as_mut() {
             inner.status = resp.status().as_u16();
             inner.error = resp.extensions().get::<ErrorKind>().map(|e| e.0);
@@ -358,7 +358,7 @@ fn hex_ids<'a>(cx: &SpanContext, out: &'a mut [u8; 48]) -> (&'a str, &'a str) {
 
 /// The response body, counting bytes and finishing the observation at
 /// its end (or when dropped early).
-pub struct ObservedBody<B: Body> {
+pub(crate) struct ObservedBody<B: Body> {
     body: B,
     bytes: u64,
     obs: Option<Inner>,

@@ -31,8 +31,8 @@ use crate::config::{OtlpConfig, OtlpProtocol};
 pub struct ExporterError(String);
 
 /// The tracer and the handle that flushes the queue at shutdown.
-pub struct Tracing {
-    pub tracer: SdkTracer,
+pub(crate) struct Tracing {
+    pub(crate) tracer: SdkTracer,
     provider: SdkTracerProvider,
     flush: std::sync::Mutex<Option<oneshot::Sender<oneshot::Sender<()>>>>,
 }
@@ -40,7 +40,7 @@ pub struct Tracing {
 impl Tracing {
     /// Builds the exporter and starts the export task on the current
     /// runtime. Nothing connects yet: the first batch does.
-    pub fn start(
+    pub(crate) fn start(
         otlp: &OtlpConfig,
         sampling: f64,
         service: &str,
@@ -105,7 +105,7 @@ impl Tracing {
     }
 
     /// Sends what is queued (bounded by `timeout`) and stops the exporter.
-    pub async fn shutdown(&self, timeout: Duration) {
+    pub(crate) async fn shutdown(&self, timeout: Duration) {
         let sender = self.flush.lock().ok().and_then(|mut f| f.take());
         if let Some(sender) = sender {
             let (done_tx, done_rx) = oneshot::channel();

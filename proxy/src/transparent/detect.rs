@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// What the first bytes say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protocol {
+pub(crate) enum Protocol {
     /// A TLS handshake record (0x16, then version 3.x).
     Tls,
     /// The HTTP/2 connection preface (`PRI * HTTP/2.0...`).
@@ -28,11 +28,11 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// extension methods); a longer token is not HTTP.
 const MAX_METHOD: usize = 20;
 /// Enough bytes to decide in every case.
-pub const MAX_PREFIX: usize = 64;
+pub(crate) const MAX_PREFIX: usize = 64;
 
 /// `Some(protocol)` when `prefix` decides, `None` when more bytes are
 /// needed.
-pub fn classify(prefix: &[u8]) -> Option<Protocol> {
+pub(crate) fn classify(prefix: &[u8]) -> Option<Protocol> {
     let &first = prefix.first()?;
     if first == 0x16 {
         return match prefix.get(1) {
@@ -82,7 +82,7 @@ fn is_tchar(b: u8) -> bool {
 /// Reads from `io` until its protocol is known (at most [`MAX_PREFIX`]
 /// bytes, or silence for `timeout`); the bytes read, to be replayed with
 /// [`super::prefixed::PrefixedIo`].
-pub async fn detect<T: AsyncRead + Unpin>(
+pub(crate) async fn detect<T: AsyncRead + Unpin>(
     io: &mut T,
     timeout: Duration,
 ) -> std::io::Result<(Protocol, Bytes)> {

@@ -3,6 +3,6 @@
 //! connection's original destination, and which protocol the first bytes
 //! speak.
 
-pub mod detect;
-pub mod orig_dst;
-pub mod prefixed;
+pub(crate) mod detect;
+pub(crate) mod orig_dst;
+pub(crate) mod prefixed;

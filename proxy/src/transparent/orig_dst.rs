@@ -8,7 +8,7 @@ use socket2::SockRef;
 /// Where the peer of `stream` meant to connect, when netfilter redirected
 /// the connection; `None` when it was not redirected (the answer is then
 /// the listener's own address, or the kernel has no NAT entry).
-pub fn original_dst(stream: &tokio::net::TcpStream) -> Option<SocketAddr> {
+pub(crate) fn original_dst(stream: &tokio::net::TcpStream) -> Option<SocketAddr> {
     let local = stream.local_addr().ok()?;
     let sock = SockRef::from(stream);
     // Conntrack knows the connection by its real family: an IPv4
@@ -29,7 +29,7 @@ pub fn original_dst(stream: &tokio::net::TcpStream) -> Option<SocketAddr> {
 }
 
 /// `addr` with an IPv4-mapped IPv6 address written as IPv4.
-pub fn canonical(addr: SocketAddr) -> SocketAddr {
+pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
     match addr {
         SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
             Some(v4) => SocketAddr::from((v4, v6.port())),

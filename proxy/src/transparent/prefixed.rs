@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pin_project! {
     /// `io` with `prefix` read first.
     #[derive(Debug)]
-    pub struct PrefixedIo<T> {
+    pub(crate) struct PrefixedIo<T> {
         prefix: Bytes,
         #[pin]
         io: T,
@@ -20,12 +20,8 @@ pin_project! {
 }
 
 impl<T> PrefixedIo<T> {
-    pub fn new(prefix: Bytes, io: T) -> Self {
+    pub(crate) fn new(prefix: Bytes, io: T) -> Self {
         PrefixedIo { prefix, io }
-    }
-
-    pub fn get_ref(&self) -> &T {
-        &self.io
     }
 }
 
