@@ -20,6 +20,40 @@ pub(crate) struct RequestBody {
     /// with [`BodyError::TooLarge`].
     limit: Option<u64>,
     seen: u64,
+    /// Where a failure is also kept, for the hop that forwards this body
+    /// (see [`FailureSlot`]).
+    failure: Option<FailureSlot>,
+}
+
+/// Keeps a forwarded body's failure for the side that awaits the response.
+/// An HTTP/1 client returns the body's error as the request's; an HTTP/2
+/// client resets the stream and reports only the reset, which would read
+/// as the peer's failure (a 502) when it was the caller's body (a 400, or
+/// the 413 of a body over the limit).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FailureSlot(std::sync::Arc<std::sync::OnceLock<BodyFailure>>);
+
+/// A body's failure, kept by a [`FailureSlot`].
+#[derive(Clone, Debug)]
+pub(crate) enum BodyFailure {
+    /// Reading the caller's body failed; the reason, for the log.
+    Read(String),
+    /// Over the limit (bytes).
+    TooLarge(u64),
+}
+
+impl FailureSlot {
+    pub(crate) fn get(&self) -> Option<&BodyFailure> {
+        self.0.get()
+    }
+
+    fn record(&self, err: &BodyError) {
+        let failure = match err {
+            BodyError::Read(e) => BodyFailure::Read(crate::connect::error_chain(e)),
+            BodyError::TooLarge(max) => BodyFailure::TooLarge(*max),
+        };
+        let _ = self.0.set(failure);
+    }
 }
 
 /// Why a request body could not be read to its end.
@@ -39,7 +73,15 @@ impl RequestBody {
             rest: Some(body),
             limit: None,
             seen: 0,
+            failure: None,
         }
+    }
+
+    /// A slot that will hold this body's failure, if it fails.
+    pub(crate) fn watch_failure(&mut self) -> FailureSlot {
+        self.failure
+            .get_or_insert_with(FailureSlot::default)
+            .clone()
     }
 
     /// Caps the body at `max` bytes (the stream fails beyond it).
@@ -142,6 +184,7 @@ impl std::future::Future for ReadPrefix {
             limit: body.limit,
             // The prefix is counted when it was read.
             seen: body.seen,
+            failure: body.failure,
         };
         Poll::Ready(Ok((inspected, truncated, forward)))
     }
@@ -165,22 +208,25 @@ impl Body for RequestBody {
             return Poll::Ready(Some(Ok(Frame::data(prefix))));
         }
         let this = &mut *self;
-        match this.rest.as_mut() {
+        let failed = match this.rest.as_mut() {
             Some(rest) => match Pin::new(rest).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let Some(data) = frame.data_ref() {
-                        if let Err(e) = this.count(data.len()) {
-                            return Poll::Ready(Some(Err(e)));
-                        }
-                    }
-                    Poll::Ready(Some(Ok(frame)))
-                }
-                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::Read(e)))),
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
+                Poll::Ready(Some(Ok(frame))) => match frame.data_ref().map(|d| d.len()) {
+                    Some(n) => match this.count(n) {
+                        Ok(()) => return Poll::Ready(Some(Ok(frame))),
+                        Err(e) => e,
+                    },
+                    None => return Poll::Ready(Some(Ok(frame))),
+                },
+                Poll::Ready(Some(Err(e))) => BodyError::Read(e),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
             },
-            None => Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t)))),
+            None => return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t)))),
+        };
+        if let Some(slot) = &this.failure {
+            slot.record(&failed);
         }
+        Poll::Ready(Some(Err(failed)))
     }
 
     fn is_end_stream(&self) -> bool {

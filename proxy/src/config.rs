@@ -231,6 +231,11 @@ pub(crate) struct OutboundConfig {
         deserialize_with = "de::duration"
     )]
     pub(crate) detect_timeout: Duration,
+    /// HTTP/1 requests to peer sidecars share multiplexed HTTP/2
+    /// connections (ALPN `usher-mux/h1`, restored to HTTP/1.1 by the
+    /// callee); a peer that does not offer it is spoken to in HTTP/1.1.
+    #[serde(default = "defaults::yes")]
+    pub(crate) multiplex: bool,
 }
 
 impl Default for OutboundConfig {
@@ -243,6 +248,7 @@ impl Default for OutboundConfig {
             listen_ipv6: None,
             unknown: UnknownDestinations::default(),
             detect_timeout: transparent::outbound_detect_timeout(),
+            multiplex: true,
         }
     }
 }

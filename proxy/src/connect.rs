@@ -52,7 +52,18 @@ pub(crate) enum Hop {
 }
 
 /// Maps a failed forward to what the client is told.
-pub(crate) fn classify(err: &hyper_util::client::legacy::Error, hop: Hop) -> ProxyError {
+pub(crate) fn classify(failed: &crate::forward::ForwardError, hop: Hop) -> ProxyError {
+    use crate::body::BodyFailure;
+    match &failed.body {
+        Some(BodyFailure::TooLarge(max)) => return ProxyError::BodyTooLarge { max: *max },
+        Some(BodyFailure::Read(reason)) => {
+            return ProxyError::BodyUnreadable {
+                reason: reason.clone(),
+            }
+        }
+        None => {}
+    }
+    let err = &failed.error;
     let reason = error_chain(err);
     match find_cause::<crate::body::BodyError>(err) {
         Some(crate::body::BodyError::TooLarge(max)) => {

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio_util::task::TaskTracker;
 
-use crate::body::RequestBody;
+use crate::body::{BodyFailure, FailureSlot, RequestBody};
 use crate::headers;
 use crate::telemetry::{Direction, Metrics};
 
@@ -23,13 +23,19 @@ use crate::telemetry::{Direction, Metrics};
 /// not reused just as the other side closes it.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(25);
 
-/// Two pooled clients over the same connector: HTTP/1.1 and HTTP/2. A
-/// request goes out in the version it came in, so that h2 features
-/// (trailers, multiplexing, gRPC) and h1 features (Upgrade) survive.
+/// Pooled clients over the same connector: HTTP/1.1 and HTTP/2, and
+/// between sidecars the multiplexed hop. A request goes out in the version
+/// it came in, so that h2 features (trailers, multiplexing, gRPC) and h1
+/// features (Upgrade) survive; with a multiplexed hop, HTTP/1 requests
+/// (upgrades aside) share its HTTP/2 connections and the callee restores
+/// them to HTTP/1.1.
 #[derive(Clone)]
 pub(crate) struct Upstream<C> {
     h1: Client<C, RequestBody>,
     h2: Client<C, RequestBody>,
+    /// HTTP/1 requests other than upgrades, when set: a client whose
+    /// connector offers the multiplexed hop and falls back to HTTP/1.1.
+    mux: Option<Client<C, RequestBody>>,
     tunnels: TaskTracker,
     /// Upgrades are counted in `usher_upgrades_total{direction}`.
     metrics: Arc<Metrics>,
@@ -54,20 +60,25 @@ where
         b1.pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new());
-        let mut b2 = Client::builder(TokioExecutor::new());
-        b2.http2_only(true)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .http2_keep_alive_timeout(Duration::from_secs(10));
+        let mut b2 = h2_settings();
+        b2.http2_only(true);
         Upstream {
             h1: b1.build(h1_connector),
             h2: b2.build(h2_connector),
+            mux: None,
             tunnels,
             metrics,
             direction,
         }
+    }
+
+    /// Sends HTTP/1 requests (upgrades aside) through `connector`, which
+    /// negotiates the multiplexed hop or HTTP/1.1 per connection (ALPN):
+    /// hyper's pool then holds one shared HTTP/2 connection per peer, or
+    /// HTTP/1.1 connections as before.
+    pub(crate) fn with_mux(mut self, connector: C) -> Self {
+        self.mux = Some(h2_settings().build(connector));
+        self
     }
 
     /// Forwards `req` to `scheme://authority` + its path. Hop-by-hop headers
@@ -94,16 +105,23 @@ where
             *req.uri_mut() = uri;
         }
 
+        // A body that can still fail: its failure is kept for the answer
+        // (an HTTP/2 client reports only the stream reset).
+        let body_failure =
+            (!http_body::Body::is_end_stream(req.body())).then(|| req.body_mut().watch_failure());
         if req.version() == Version::HTTP_2 {
             return ForwardFuture {
                 response: self.h2.request(req),
+                body_failure,
                 upgrade: None,
             };
         }
         *req.version_mut() = Version::HTTP_11;
         if !upgrade {
+            let client = self.mux.as_ref().unwrap_or(&self.h1);
             return ForwardFuture {
-                response: self.h1.request(req),
+                response: client.request(req),
+                body_failure,
                 upgrade: None,
             };
         }
@@ -114,6 +132,7 @@ where
         let offered = req.headers().get(http::header::UPGRADE).cloned();
         ForwardFuture {
             response: self.h1.request(req),
+            body_failure,
             upgrade: Some(Box::new(Upgrade {
                 downstream,
                 slot,
@@ -126,12 +145,35 @@ where
     }
 }
 
+/// A client's error for a forwarded request, with the failure of the
+/// request's own body when that is what ended it.
+#[derive(Debug)]
+pub(crate) struct ForwardError {
+    pub(crate) error: hyper_util::client::legacy::Error,
+    pub(crate) body: Option<BodyFailure>,
+}
+
+/// A client builder with usher's HTTP/2 settings: pooled connections idle
+/// out before the peer's header read timeout, and a ping detects a dead
+/// peer on a long-lived connection (its streams then fail at once and the
+/// next request connects anew).
+fn h2_settings() -> hyper_util::client::legacy::Builder {
+    let mut b = Client::builder(TokioExecutor::new());
+    b.pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .http2_keep_alive_timeout(Duration::from_secs(10));
+    b
+}
+
 pin_project_lite::pin_project! {
     /// A forwarded request's response. Not boxed; an upgrade request
     /// (rare) carries what it needs to splice the tunnel in a box.
     pub(crate) struct ForwardFuture {
         #[pin]
         response: ResponseFuture,
+        body_failure: Option<FailureSlot>,
         upgrade: Option<Box<Upgrade>>,
     }
 }
@@ -147,11 +189,20 @@ struct Upgrade {
 }
 
 impl Future for ForwardFuture {
-    type Output = Result<Response<Incoming>, hyper_util::client::legacy::Error>;
+    type Output = Result<Response<Incoming>, ForwardError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let mut resp = std::task::ready!(this.response.poll(cx))?;
+        let mut resp = match std::task::ready!(this.response.poll(cx)) {
+            Ok(resp) => resp,
+            Err(error) => {
+                let body = this
+                    .body_failure
+                    .as_ref()
+                    .and_then(|slot| slot.get().cloned());
+                return Poll::Ready(Err(ForwardError { error, body }));
+            }
+        };
         if let Some(upgrade) = this.upgrade.take() {
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                 upgrade.splice(&mut resp);

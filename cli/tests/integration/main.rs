@@ -15,6 +15,7 @@ mod enforcement;
 mod identity;
 mod interop;
 mod mesh;
+mod mux;
 mod netns;
 mod policy;
 mod policy_cli;

@@ -19,7 +19,7 @@ pub(crate) mod watch;
 pub use load::IdentityError;
 pub(crate) use load::{load_identity, parse_identity, LoadedIdentity, Origin};
 pub use state::{CertInfo, Identity};
-pub(crate) use tls::{client_config, server_config, Alpn};
+pub(crate) use tls::{client_config, server_config, Alpn, MUX_ALPN};
 pub use tls::{crypto_provider, CertStore, TlsError};
 pub use trust::TrustStore;
 pub use verify::SpiffeServerVerifier;

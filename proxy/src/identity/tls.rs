@@ -95,13 +95,31 @@ impl ResolvesClientCert for CertStore {
 pub(crate) enum Alpn {
     Http1,
     H2,
+    /// usher's multiplexed hop between sidecars: HTTP/2 framing, every
+    /// request on it an HTTP/1.x request of the caller's app, restored to
+    /// HTTP/1.1 by the callee. Offered with `http/1.1` as the fallback, so
+    /// that a peer that does not know it (an older usher, another mTLS
+    /// server) answers HTTP/1.1 as before.
+    Mux,
 }
+
+/// The ALPN identifier of [`Alpn::Mux`].
+pub(crate) const MUX_ALPN: &[u8] = b"usher-mux/h1";
 
 impl Alpn {
     pub(crate) fn id(self) -> &'static [u8] {
         match self {
             Alpn::Http1 => b"http/1.1",
             Alpn::H2 => b"h2",
+            Alpn::Mux => MUX_ALPN,
+        }
+    }
+
+    /// What a client connection offers, in order of preference.
+    fn offered(self) -> Vec<Vec<u8>> {
+        match self {
+            Alpn::Http1 | Alpn::H2 => vec![self.id().to_vec()],
+            Alpn::Mux => vec![MUX_ALPN.to_vec(), Alpn::Http1.id().to_vec()],
         }
     }
 }
@@ -118,7 +136,13 @@ pub(crate) fn server_config(
         .with_protocol_versions(versions(tls))?
         .with_client_cert_verifier(Arc::new(SpiffeClientVerifier::new(trust)))
         .with_cert_resolver(certs);
-    config.alpn_protocols = vec![Alpn::H2.id().to_vec(), Alpn::Http1.id().to_vec()];
+    // rustls picks the first of these the client offers: the multiplexed
+    // hop must come before `http/1.1`, which its clients offer as fallback.
+    config.alpn_protocols = vec![
+        MUX_ALPN.to_vec(),
+        Alpn::H2.id().to_vec(),
+        Alpn::Http1.id().to_vec(),
+    ];
     Ok(Arc::new(config))
 }
 
@@ -138,6 +162,6 @@ pub(crate) fn client_config(
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_client_cert_resolver(certs);
-    config.alpn_protocols = vec![alpn.id().to_vec()];
+    config.alpn_protocols = alpn.offered();
     Ok(Arc::new(config))
 }

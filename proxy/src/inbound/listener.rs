@@ -19,6 +19,7 @@ use usher_ca::SpiffeId;
 
 use bytes::Bytes;
 
+use super::mux::RestoreHttp1;
 use super::{Inbound, InboundConn};
 use crate::config::{Config, InboundMode, InboundModes};
 use crate::connect::tls_failure_reason;
@@ -177,8 +178,10 @@ async fn serve_tls(
         tracing::warn!(target: "usher::audit", direction = "inbound", %remote, %peer, reason = "trust_domain", "TLS handshake refused: the peer's trust domain is not accepted");
         return;
     }
-    tracing::debug!(direction = "inbound", %remote, %peer, "peer connected");
-    serve_conn(tls, Some(peer), remote, listener, dest).await;
+    // A caller sidecar's multiplexed hop: its streams are HTTP/1 requests.
+    let mux = tls.get_ref().1.alpn_protocol() == Some(identity::MUX_ALPN);
+    tracing::debug!(direction = "inbound", %remote, %peer, mux, "peer connected");
+    serve_conn(tls, Some(peer), remote, listener, dest, mux).await;
 }
 
 /// A plain-text caller where `inbound.mode` permits one: no identity.
@@ -189,16 +192,18 @@ async fn serve_plaintext(
     dest: Option<SocketAddr>,
 ) {
     tracing::debug!(direction = "inbound", %remote, "plain-text caller connected (permissive)");
-    serve_conn(io, None, remote, listener, dest).await;
+    serve_conn(io, None, remote, listener, dest, false).await;
 }
 
-/// HTTP on an accepted connection through its own stack.
+/// HTTP on an accepted connection through its own stack; `mux`: the
+/// connection is a caller sidecar's multiplexed hop.
 async fn serve_conn<I>(
     io: I,
     peer: Option<SpiffeId>,
     remote: SocketAddr,
     listener: &Arc<InboundListener>,
     dest: Option<SocketAddr>,
+    mux: bool,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -228,7 +233,10 @@ async fn serve_conn<I>(
         close.clone(),
     ));
     // Built once for the connection and called in place per request.
-    let stack = StackService::new(super::stack(conn, &listener.inbound, to_app));
+    let stack = RestoreHttp1 {
+        restore: mux,
+        inner: StackService::new(super::stack(conn, &listener.inbound, to_app)),
+    };
     serve_http(
         &listener.builder,
         io,

@@ -12,6 +12,7 @@ mod conn;
 mod identity_headers;
 mod limits;
 mod listener;
+mod mux;
 pub(crate) mod ratelimit;
 mod targets;
 mod to_app;

@@ -103,8 +103,11 @@ pub(crate) struct TlsConn {
 
 impl Connection for TlsConn {
     fn connected(&self) -> Connected {
-        let negotiated_h2 = self.io.inner().get_ref().1.alpn_protocol() == Some(b"h2");
-        if self.alpn == Alpn::H2 && negotiated_h2 {
+        // HTTP/2 framing when the peer chose what was offered for it (`h2`,
+        // or the multiplexed hop); otherwise HTTP/1.1 (the mux's fallback).
+        let negotiated = self.io.inner().get_ref().1.alpn_protocol();
+        let h2_framing = matches!(self.alpn, Alpn::H2 | Alpn::Mux);
+        if h2_framing && negotiated == Some(self.alpn.id()) {
             Connected::new().negotiated_h2()
         } else {
             Connected::new()

@@ -23,6 +23,8 @@ pub struct Route {
     pub(crate) server_name: ServerName<'static>,
     pub(crate) tls_h1: Arc<ClientConfig>,
     pub(crate) tls_h2: Arc<ClientConfig>,
+    /// The multiplexed hop (`usher-mux/h1`, falling back to `http/1.1`).
+    pub(crate) tls_mux: Arc<ClientConfig>,
     /// The peer as telemetry names it: its identity (the label too: routes
     /// are a bounded set) and, when the address is an IP, that address.
     pub(crate) peer: Peer,
@@ -33,6 +35,7 @@ impl Route {
         match alpn {
             Alpn::Http1 => &self.tls_h1,
             Alpn::H2 => &self.tls_h2,
+            Alpn::Mux => &self.tls_mux,
         }
     }
 }
@@ -82,6 +85,7 @@ impl RouteTable {
                 server_name,
                 tls_h1: make(Alpn::Http1)?,
                 tls_h2: make(Alpn::H2)?,
+                tls_mux: make(Alpn::Mux)?,
             };
             routes.insert(rc.host.clone().into_boxed_str(), Arc::new(route));
         }

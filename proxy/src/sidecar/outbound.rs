@@ -82,13 +82,20 @@ impl OutboundBuilder<'_> {
                 metrics.clone(),
             ),
             ToPeer::new(
-                Upstream::new(
-                    connector(Alpn::Http1),
-                    connector(Alpn::H2),
-                    self.life.tasks.clone(),
-                    metrics.clone(),
-                    Direction::Outbound,
-                ),
+                {
+                    let peers = Upstream::new(
+                        connector(Alpn::Http1),
+                        connector(Alpn::H2),
+                        self.life.tasks.clone(),
+                        metrics.clone(),
+                        Direction::Outbound,
+                    );
+                    if outbound.multiplex {
+                        peers.with_mux(connector(Alpn::Mux))
+                    } else {
+                        peers
+                    }
+                },
                 Upstream::new(
                     plain.clone(),
                     plain,

@@ -155,12 +155,16 @@ pub(crate) async fn read_response<S: AsyncRead + Unpin>(io: &mut S) -> (u16, Str
     (status, String::from_utf8_lossy(&buf).into_owned())
 }
 
+/// The ALPN identifier of usher's multiplexed hop between sidecars.
+pub(crate) const MUX_ALPN: &[u8] = b"usher-mux/h1";
+
 /// A mesh peer: `name`'s certificate, talking TLS to an inbound listener
 /// that presents b's identity.
 pub(crate) struct MeshPeer {
     addr: SocketAddr,
     config: Arc<rustls::ClientConfig>,
     h2_config: Arc<rustls::ClientConfig>,
+    mux_config: Arc<rustls::ClientConfig>,
 }
 
 impl MeshPeer {
@@ -171,6 +175,7 @@ impl MeshPeer {
             addr: inbound,
             config: tls_client(&bundle, Some(&certs), id("b"), b"http/1.1"),
             h2_config: tls_client(&bundle, Some(&certs), id("b"), b"h2"),
+            mux_config: tls_client(&bundle, Some(&certs), id("b"), MUX_ALPN),
         }
     }
 
@@ -231,7 +236,31 @@ impl MeshPeer {
     /// One HTTP/2 request with exactly these headers; the status, or the
     /// stream error's reason when usher resets it.
     pub(crate) async fn h2(&self, req: http::Request<()>) -> Result<(StatusCode, String), String> {
-        let tls = self.tls(&self.h2_config).await;
+        self.h2_over(&self.h2_config, req).await
+    }
+
+    /// Like [`MeshPeer::h2`], on a connection that negotiated usher's
+    /// multiplexed hop, as a caller sidecar's does.
+    pub(crate) async fn mux(&self, req: http::Request<()>) -> Result<(StatusCode, String), String> {
+        let tls = self.tls(&self.mux_config).await;
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(MUX_ALPN));
+        self.h2_on(tls, req).await
+    }
+
+    async fn h2_over(
+        &self,
+        config: &Arc<rustls::ClientConfig>,
+        req: http::Request<()>,
+    ) -> Result<(StatusCode, String), String> {
+        let tls = self.tls(config).await;
+        self.h2_on(tls, req).await
+    }
+
+    async fn h2_on(
+        &self,
+        tls: tokio_rustls::client::TlsStream<TcpStream>,
+        req: http::Request<()>,
+    ) -> Result<(StatusCode, String), String> {
         let (mut client, conn) = h2::client::handshake(tls)
             .await
             .map_err(|e| e.to_string())?;

@@ -1,0 +1,332 @@
+//! The multiplexed hop between sidecars: the caller's app speaks HTTP/1.1,
+//! the two sidecars share HTTP/2 connections (ALPN `usher-mux/h1`), and the
+//! callee's app gets back the HTTP/1.1 request that was sent. Checked with
+//! the connections each side accepts, an older peer that does not offer the
+//! hop, a peer connection cut with streams in flight, and a mesh peer that
+//! speaks the hop by hand to get around the callee's checks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use crate::support::backend::Backend;
+use crate::support::client::{get1, h1, read};
+use crate::support::raw::MeshPeer;
+use crate::support::{assert_status, id, start_sidecar, write_config, Mesh, Pki, RouteSpec};
+
+/// `usher_connections_total{direction}` of one sidecar.
+async fn connections(admin: SocketAddr, direction: &str) -> f64 {
+    let metrics = get1(admin, "admin", "/metrics").await.1;
+    let prefix = format!("usher_connections_total{{direction=\"{direction}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in {metrics}"))
+}
+
+/// `n` requests to `/hold`, each on its own HTTP/1.1 connection to the
+/// caller's outbound listener, all held by the app until it is released.
+async fn hold_many(
+    app: &Backend,
+    outbound: SocketAddr,
+    n: u32,
+) -> Vec<tokio::task::JoinHandle<(StatusCode, String)>> {
+    let calls: Vec<_> = (0..n)
+        .map(|_| tokio::spawn(get1(outbound, "b", "/hold")))
+        .collect();
+    let arrived = tokio::time::timeout(Duration::from_secs(10), app.held.acquire_many(n))
+        .await
+        .expect("every request reaches the app at once")
+        .unwrap();
+    arrived.forget();
+    calls
+}
+
+#[tokio::test]
+async fn concurrent_http1_requests_share_one_connection_and_reach_the_app_as_http1() {
+    let app = Backend::start().await;
+    let mesh = Mesh::start(app.addr).await;
+    // The first request opens the peer connection.
+    assert_status(
+        get1(mesh.a.addrs.outbound, "b", "/headers").await,
+        200,
+        "GET /headers",
+    );
+
+    let calls = hold_many(&app, mesh.a.addrs.outbound, 24).await;
+    app.release.notify_waiters();
+    for call in calls {
+        assert_status(call.await.unwrap(), 200, "a held request");
+    }
+    assert_eq!(
+        connections(mesh.b.addrs.admin, "inbound").await,
+        1.0,
+        "24 concurrent requests from 24 app connections share one peer connection"
+    );
+
+    // What the callee's app gets: HTTP/1.1, the Host the caller's app
+    // sent (port included), an origin-form target, usher's identity header.
+    let body = assert_status(
+        get1(mesh.a.addrs.outbound, "B:8080", "/headers?x=1").await,
+        200,
+        "GET /headers",
+    );
+    let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen[":version"], "HTTP/1.1", "{seen}");
+    assert_eq!(seen["host"], "B:8080", "{seen}");
+    assert_eq!(seen[":path"], "/headers?x=1", "{seen}");
+    assert!(
+        seen["x-forwarded-client-cert"]
+            .as_str()
+            .is_some_and(|x| x.contains(id("a").as_str())),
+        "{seen}"
+    );
+}
+
+#[tokio::test]
+async fn with_multiplex_off_each_concurrent_request_has_its_own_connection() {
+    let app = Backend::start().await;
+    // Appended to a's `outbound:` section, after its routes.
+    let mesh = Mesh::start_full(app.addr, &[], "  multiplex: false\n", "").await;
+    assert_status(
+        get1(mesh.a.addrs.outbound, "b", "/headers").await,
+        200,
+        "GET /headers",
+    );
+    let calls = hold_many(&app, mesh.a.addrs.outbound, 8).await;
+    app.release.notify_waiters();
+    for call in calls {
+        assert_status(call.await.unwrap(), 200, "a held request");
+    }
+    let opened = connections(mesh.b.addrs.admin, "inbound").await;
+    assert!(opened >= 8.0, "HTTP/1.1 to the peer: {opened} connections");
+}
+
+#[tokio::test]
+async fn bodies_and_large_responses_cross_the_multiplexed_hop() {
+    let app = Backend::start().await;
+    let mesh = Mesh::start(app.addr).await;
+    let mut send = h1::<Full<Bytes>>(mesh.a.addrs.outbound).await;
+    // 3 MiB up: more than one HTTP/2 flow-control window.
+    let body = Bytes::from(vec![b'x'; 3 * 1024 * 1024]);
+    let req = Request::post("/count")
+        .header("host", "b")
+        .body(Full::new(body))
+        .unwrap();
+    let answer = read(send.send_request(req).await.unwrap()).await;
+    assert_eq!(assert_status(answer, 200, "POST /count"), "3145728");
+}
+
+/// A peer that knows only `h2` and `http/1.1`, as an older usher or
+/// another mTLS server: the caller falls back to HTTP/1.1.
+#[tokio::test]
+async fn a_peer_without_the_hop_is_spoken_to_in_http1() {
+    let pki = Pki::new();
+    let b_certs = pki.issue("b-certs", &id("b"));
+    let chain: Vec<_> = CertificateDer::pem_file_iter(b_certs.join("cert.pem"))
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(b_certs.join("key.pem")).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let old_peer = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let alpn = String::from_utf8_lossy(tls.get_ref().1.alpn_protocol().unwrap_or(b""))
+                    .into_owned();
+                let service = hyper::service::service_fn(move |req: Request<_>| {
+                    let said = format!("{alpn} {:?}", req.version());
+                    async move {
+                        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                            Bytes::from(said),
+                        )))
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    let a_certs = pki.issue("a-certs", &id("a"));
+    let routes = [RouteSpec {
+        host: "b".into(),
+        address: old_peer,
+        identity: id("b"),
+    }];
+    let a = start_sidecar(&write_config(
+        &pki.dir.path().join("a"),
+        &a_certs,
+        old_peer,
+        &routes,
+        "",
+    ))
+    .await;
+    for _ in 0..3 {
+        let body = assert_status(
+            get1(a.addrs.outbound, "b", "/headers").await,
+            200,
+            "GET /headers",
+        );
+        assert_eq!(body, "http/1.1 HTTP/1.1");
+    }
+}
+
+/// Forwards TCP to `to`; `cut` closes every connection at once, as a peer
+/// that dies does (new connections are still forwarded).
+struct Relay {
+    addr: SocketAddr,
+    conns: Arc<std::sync::Mutex<JoinSet<()>>>,
+}
+
+impl Relay {
+    async fn start(to: SocketAddr) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns = Arc::new(std::sync::Mutex::new(JoinSet::new()));
+        let set = conns.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut down, _) = listener.accept().await.unwrap();
+                set.lock().unwrap().spawn(async move {
+                    let mut up = TcpStream::connect(to).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                });
+            }
+        });
+        Relay { addr, conns }
+    }
+
+    fn cut(&self) {
+        self.conns.lock().unwrap().abort_all();
+    }
+}
+
+#[tokio::test]
+async fn streams_in_flight_fail_fast_when_the_peer_connection_dies_and_none_is_sent_twice() {
+    let app = Backend::start().await;
+    let pki = Pki::new();
+    let b_certs = pki.issue("b-certs", &id("b"));
+    let b = start_sidecar(&write_config(
+        &pki.dir.path().join("b"),
+        &b_certs,
+        app.addr,
+        &[],
+        "",
+    ))
+    .await;
+    let relay = Relay::start(b.addrs.inbound).await;
+    let a_certs = pki.issue("a-certs", &id("a"));
+    let routes = [RouteSpec {
+        host: "b".into(),
+        address: relay.addr,
+        identity: id("b"),
+    }];
+    let a = start_sidecar(&write_config(
+        &pki.dir.path().join("a"),
+        &a_certs,
+        app.addr,
+        &routes,
+        "",
+    ))
+    .await;
+    assert_status(
+        get1(a.addrs.outbound, "b", "/headers").await,
+        200,
+        "GET /headers",
+    );
+
+    let calls = hold_many(&app, a.addrs.outbound, 5).await;
+    relay.cut();
+    for call in calls {
+        let answer = tokio::time::timeout(Duration::from_secs(5), call)
+            .await
+            .expect("a request in flight on a dead connection fails at once")
+            .unwrap();
+        assert_status(answer, 502, "a held request whose peer connection died");
+    }
+    // The next request connects anew.
+    assert_status(
+        get1(a.addrs.outbound, "b", "/headers").await,
+        200,
+        "GET /headers after",
+    );
+    // None of the five was sent again: no sixth /hold reached the app.
+    assert_eq!(app.held.available_permits(), 0);
+    app.release.notify_waiters();
+}
+
+/// A mesh peer that negotiates the hop by hand gets no more than over
+/// HTTP/1.1: identity headers are usher's, two hosts and CONNECT are
+/// refused, the method and path are checked as for any request.
+#[tokio::test]
+async fn a_peer_speaking_the_hop_by_hand_meets_the_same_checks() {
+    let app = Backend::start().await;
+    let mesh = Mesh::start(app.addr).await;
+    let peer = MeshPeer::new(&mesh.pki, "mallory", mesh.b.addrs.inbound);
+
+    let forged = Request::get("https://b/headers")
+        .header("host", "b")
+        .header("x-forwarded-client-cert", format!("URI={}", id("admin")))
+        .body(())
+        .unwrap();
+    let (status, body) = peer.mux(forged).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen[":version"], "HTTP/1.1", "{seen}");
+    let xfcc = seen["x-forwarded-client-cert"].as_str().unwrap_or_default();
+    assert!(xfcc.contains(id("mallory").as_str()), "{xfcc}");
+    assert!(!xfcc.contains(id("admin").as_str()), "forged: {xfcc}");
+
+    let two_hosts = Request::get("https://b/headers")
+        .header("host", "b")
+        .header("host", "admin")
+        .body(())
+        .unwrap();
+    let (status, _) = peer.mux(two_hosts).await.unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "two Host headers");
+
+    let traversal = Request::get("https://b/a/%2e%2e/%2e%2e/headers")
+        .header("host", "b")
+        .body(())
+        .unwrap();
+    let (status, body) = peer.mux(traversal).await.unwrap();
+    if status == StatusCode::OK {
+        let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(seen[":path"], "/headers", "normalised: {seen}");
+    } else {
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    }
+
+    let connect = Request::connect("b:443").body(()).unwrap();
+    let refused = peer.mux(connect).await;
+    assert!(
+        !matches!(refused, Ok((StatusCode::OK, _))),
+        "CONNECT: {refused:?}"
+    );
+}
