@@ -322,6 +322,7 @@ CHAIN_DESC = {
     "usher-policy": "as usher, with a Rego policy (1,000 principals, 100 prefixes) on usher in",
     "usher-tracing": "as usher, both sidecars tracing every request (sampling 1.0, OTLP/gRPC to a local sink)",
     "usher-accesslog": "as usher, both sidecars writing the JSON access log (to a file)",
+    "usher-full": "as usher, with the policy on usher in (decision log at its default: every decision) and both sidecars tracing every request",
     "nginx": "wrk → nginx out → mTLS → nginx in → backend",
 }
 

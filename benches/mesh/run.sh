@@ -32,7 +32,9 @@ Options (each also settable by the environment variable in brackets):
                          prefixes) [POLICY=1]
   --tracing              also run the usher chain with tracing on (OTLP/gRPC
                          to a local sink, sampling 1.0) and with the access
-                         log on [TRACING=1]
+                         log on [TRACING=1]; with --policy too, also
+                         usher-full: the policy (decision log at its
+                         default) and tracing together
   --post-quantum         let usher offer X25519MLKEM768 (its default); by
                          default the bench sets tls.post_quantum: false so
                          that usher and nginx both use X25519 [POST_QUANTUM]
@@ -128,6 +130,8 @@ if [ "$POLICY" = 1 ]; then CASES+=("usher-policy usher-policy $CONNS 1"); fi
 if [ "$TRACING" = 1 ]; then
     CASES+=("usher-tracing usher-tracing $CONNS 1" "usher-accesslog usher-accesslog $CONNS 1")
 fi
+# Everything on at once, with the policy's default decision log.
+if [ "$POLICY" = 1 ] && [ "$TRACING" = 1 ]; then CASES+=("usher-full usher-full $CONNS 1"); fi
 if [ "$SCALE" = 1 ]; then
     for n in $SCALE_CONNS; do CASES+=("usher-c$n usher $n 1"); done
     CASES+=("usher-r$SCALE_ROUTES usher $CONNS $SCALE_ROUTES")
@@ -425,6 +429,14 @@ run_case() {
             printf 'telemetry:\n  otlp: {endpoint: "http://%s", protocol: grpc}\n  sampling: 1.0\n  access_log: false\n' \
                 "$SINK" >"$dir/tracing.yaml"
             start_usher_chain "$routes" "$dir" "$dir/tracing.yaml" "$dir/tracing.yaml" ;;
+        usher-full)
+            python3 "$HERE/policy/gen_data.py" "$ID_A" "$dir/roles.json"
+            printf 'telemetry:\n  otlp: {endpoint: "http://%s", protocol: grpc}\n  sampling: 1.0\n  access_log: false\n' \
+                "$SINK" >"$dir/tracing.yaml"
+            { cat "$dir/tracing.yaml"
+              printf 'policy:\n  files: [%s]\n  data: [%s]\n' "$HERE/policy/authz.rego" "$dir/roles.json"
+            } >"$dir/full.yaml"
+            start_usher_chain "$routes" "$dir" "$dir/full.yaml" "$dir/tracing.yaml" ;;
         usher-accesslog)
             printf 'telemetry:\n  access_log: true\n' >"$dir/accesslog.yaml"
             start_usher_chain "$routes" "$dir" "$dir/accesslog.yaml" "$dir/accesslog.yaml" ;;
