@@ -34,8 +34,9 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Builds metrics and, when configured, the span exporter (which needs
-    /// a running tokio runtime).
+    /// Builds metrics and, when configured, the span exporter on its own
+    /// thread (`usher-otlp`, with its own runtime: no export work runs on
+    /// the request workers).
     pub fn start(
         config: &TelemetryConfig,
         service: &str,
