@@ -18,6 +18,8 @@ mod mesh;
 mod netns;
 mod policy;
 mod policy_cli;
+mod policy_decision_log;
 mod process;
 mod telemetry;
+mod trace_export;
 mod transparent;
