@@ -130,9 +130,9 @@ pub(super) fn write_line(buf: &mut Vec<u8>, r: &Record<'_>, now: SystemTime) {
         let _ = write!(buf, ",\"status\":{}", r.decision.http_status);
     }
     string(buf, "revision", r.revision);
-    let _ = write!(
+    let _ = writeln!(
         buf,
-        ",\"eval_us\":{},\"target\":\"usher::audit\"}}\n",
+        ",\"eval_us\":{},\"target\":\"usher::audit\"}}",
         r.decision.eval_micros
     );
 }
