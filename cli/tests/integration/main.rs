@@ -19,6 +19,8 @@ mod mux;
 mod netns;
 mod policy;
 mod policy_cli;
+mod policy_decision_log;
 mod process;
 mod telemetry;
+mod trace_export;
 mod transparent;

@@ -11,8 +11,9 @@ use std::task::{Context, Poll};
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, Version};
 use usher_ca::SpiffeId;
-use usher_policy::{BodyInput, Decision, RequestInput};
+use usher_policy::{BodyInput, RequestInput};
 
+use super::decision_log::log_decision;
 use super::future::AuthorizeFuture;
 use super::PolicyStore;
 use crate::body::RequestBody;
@@ -270,50 +271,4 @@ fn set_headers(headers: &mut HeaderMap, add: &[(HeaderName, HeaderValue)]) {
         headers.remove(name);
     }
     append_headers(headers, add);
-}
-
-fn log_decision(
-    peer: Option<&SpiffeId>,
-    parts: &http::request::Parts,
-    decision: &Decision,
-    revision: &str,
-    mode: PolicyMode,
-    allow_sample_rate: f64,
-) {
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mode = match mode {
-        PolicyMode::Enforce => "enforce",
-        PolicyMode::Audit => "audit",
-    };
-    if decision.allowed {
-        if allow_sample_rate >= 1.0
-            || (allow_sample_rate > 0.0 && fastrand::f64() < allow_sample_rate)
-        {
-            tracing::info!(
-                target: "usher::audit",
-                principal = peer.map_or("", SpiffeId::as_str),
-                method = %parts.method,
-                path,
-                decision = "allow",
-                mode,
-                revision,
-                eval_us = decision.eval_micros,
-                "decision"
-            );
-        }
-    } else {
-        tracing::warn!(
-            target: "usher::audit",
-            principal = peer.map_or("", SpiffeId::as_str),
-            method = %parts.method,
-            path,
-            decision = "deny",
-            mode,
-            reason = decision.reason.as_deref().unwrap_or("policy denied"),
-            status = decision.http_status,
-            revision,
-            eval_us = decision.eval_micros,
-            "decision"
-        );
-    }
 }

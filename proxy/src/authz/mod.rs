@@ -7,6 +7,7 @@
 //! request ever sees a half-loaded policy and a broken file never replaces a
 //! working one.
 
+mod decision_log;
 mod future;
 mod layer;
 mod watch;

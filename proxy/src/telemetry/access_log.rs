@@ -1,97 +1,21 @@
-//! The access log writer: one JSON line per request on stdout, in the
-//! same shape as usher's other log lines (`timestamp`, `level`, `target`,
-//! fields, `message`), but not through the `tracing` formatter, which cost
-//! ~8 µs of CPU per line in the mesh benchmark (BENCHMARKS.md).
-//!
-//! Each worker thread formats into its own buffer (its own mutex, only
-//! ever contended by the flusher); a flusher thread writes all buffers to
-//! stdout every [`FLUSH_EVERY`], so the request path makes no syscall. Like
-//! Envoy's access log flush interval, this delays lines slightly. A buffer
-//! that the flusher cannot drain (stdout blocked) stops growing at
-//! [`MAX_BUFFER`]: further lines are dropped and counted.
+//! The access log: one JSON line per request on stdout, in the same shape
+//! as usher's other log lines (`timestamp`, `level`, `target`, fields,
+//! `message`), formatted here and written by [`line_writer`], not through
+//! the `tracing` formatter (see there why).
 
-use std::cell::RefCell;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(50);
-const MAX_BUFFER: usize = 8 * 1024 * 1024;
-
-type Buffer = Arc<Mutex<Vec<u8>>>;
-
-struct Registry {
-    buffers: Mutex<Vec<Buffer>>,
-    dropped: AtomicU64,
-}
-
-static REGISTRY: OnceLock<Registry> = OnceLock::new();
-
-thread_local! {
-    static MINE: RefCell<Option<Buffer>> = const { RefCell::new(None) };
-}
-
-fn registry() -> &'static Registry {
-    REGISTRY.get_or_init(|| {
-        std::thread::Builder::new()
-            .name("usher-access-log".into())
-            .spawn(|| loop {
-                std::thread::sleep(FLUSH_EVERY);
-                flush();
-            })
-            .ok();
-        Registry {
-            buffers: Mutex::new(Vec::new()),
-            dropped: AtomicU64::new(0),
-        }
-    })
-}
+use super::line_writer::{self, Kind};
 
 /// Appends one line (built by `write`) to this thread's buffer.
 pub(crate) fn append(write: impl FnOnce(&mut Vec<u8>)) {
-    let reg = registry();
-    MINE.with(|mine| {
-        let mut mine = mine.borrow_mut();
-        let buffer = mine.get_or_insert_with(|| {
-            let b: Buffer = Arc::new(Mutex::new(Vec::with_capacity(16 * 1024)));
-            if let Ok(mut all) = reg.buffers.lock() {
-                all.push(b.clone());
-            }
-            b
-        });
-        let Ok(mut buf) = buffer.lock() else { return };
-        if buf.len() > MAX_BUFFER {
-            reg.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        write(&mut buf);
-    });
-}
-
-/// Writes every buffered line to stdout (also called at shutdown).
-pub(crate) fn flush() {
-    let Some(reg) = REGISTRY.get() else { return };
-    let buffers: Vec<Buffer> = match reg.buffers.lock() {
-        Ok(all) => all.clone(),
-        Err(_) => return,
-    };
-    let mut out = std::io::stdout().lock();
-    for b in buffers {
-        let chunk = match b.lock() {
-            Ok(mut buf) if !buf.is_empty() => std::mem::take(&mut *buf),
-            _ => continue,
-        };
-        let _ = out.write_all(&chunk);
-    }
-    let _ = out.flush();
+    line_writer::append(Kind::Access, write);
 }
 
 /// Lines dropped because stdout did not keep up.
 pub(crate) fn dropped() -> u64 {
-    REGISTRY
-        .get()
-        .map_or(0, |r| r.dropped.load(Ordering::Relaxed))
+    line_writer::dropped(Kind::Access)
 }
 
 /// Builds one line. Strings go through serde_json's escaping (paths and

@@ -49,9 +49,19 @@ pub fn init_json() {
     }
 }
 
+/// Whether usher's JSON log subscriber writes this process's log to
+/// stdout (set by [`init_json`]): then lines usher formats itself (the
+/// decision log) go to stdout through the buffered writer too.
+pub(crate) fn json_on_stdout() -> bool {
+    HANDLE.get().is_some()
+}
+
 /// The JSON subscriber writing to `writer`: `filter` (reloadable through
 /// the handle) or, whatever it says, an audit record.
-fn json_subscriber<W>(filter: EnvFilter, writer: W) -> (impl Subscriber + Send + Sync, Handle)
+pub(crate) fn json_subscriber<W>(
+    filter: EnvFilter,
+    writer: W,
+) -> (impl Subscriber + Send + Sync, Handle)
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {

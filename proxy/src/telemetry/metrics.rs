@@ -102,6 +102,7 @@ pub struct Metrics {
     guard: guard::Guard,
     outcomes: connections::Outcomes,
     access_log: telemetry::AccessLog,
+    decision_log: telemetry::DecisionLog,
     peers: PeerLabels,
 }
 
@@ -123,6 +124,7 @@ impl Metrics {
         let guard = guard::Guard::register(registry);
         let outcomes = connections::Outcomes::register(registry);
         let access_log = telemetry::AccessLog::register(registry);
+        let decision_log = telemetry::DecisionLog::register(registry);
         registry.register(
             "build",
             "usher's version",
@@ -140,6 +142,7 @@ impl Metrics {
             guard,
             outcomes,
             access_log,
+            decision_log,
             peers: PeerLabels::new(max_peer_labels),
             registry: root,
         })
@@ -155,6 +158,7 @@ impl Metrics {
     /// samples.
     pub fn encode_as(&self, format: Format) -> String {
         self.access_log.catch_up();
+        self.decision_log.catch_up();
         let mut out = String::with_capacity(8 * 1024);
         // Writing to a String cannot fail.
         let _ = match format {

@@ -7,6 +7,7 @@
 //! trace context headers.
 
 pub(crate) mod access_log;
+pub(crate) mod line_writer;
 pub mod logs;
 // metrics.rs is being split into smaller files on another branch; its
 // unreachable `pub` items become pub(crate) once that has landed, not here.
@@ -34,8 +35,9 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Builds metrics and, when configured, the span exporter (which needs
-    /// a running tokio runtime).
+    /// Builds metrics and, when configured, the span exporter on its own
+    /// thread (`usher-otlp`, with its own runtime: no export work runs on
+    /// the request workers).
     pub fn start(
         config: &TelemetryConfig,
         service: &str,
@@ -60,11 +62,11 @@ impl Telemetry {
     }
 
     /// Sends the spans still queued, for at most `timeout`, and writes
-    /// out the buffered access log lines.
+    /// out the buffered access log and decision log lines.
     pub(crate) async fn shutdown(&self, timeout: Duration) {
         if let Some(tracing) = &self.tracing {
             tracing.shutdown(timeout).await;
         }
-        access_log::flush();
+        line_writer::flush();
     }
 }

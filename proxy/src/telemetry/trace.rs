@@ -3,28 +3,29 @@
 //! The SDK's tracer makes spans (ids, sampling, attributes); finished spans
 //! go through [`ExportQueue`], usher's own span processor: a bounded queue
 //! filled with `try_send` (a full queue drops the span and counts it, so a
-//! slow or dead collector never holds up a request) and one task that
-//! sends batches with the OTLP exporter (gRPC or HTTP/protobuf), whose
-//! retry policy backs off between attempts. The SDK's batch processor is
-//! not used because it does not expose how many spans it dropped.
+//! slow or dead collector never holds up a request). The other end of the
+//! queue is the export thread ([`export`]): its own OS thread and runtime,
+//! which sends batches with the OTLP exporter (gRPC or HTTP/protobuf),
+//! whose retry policy backs off between attempts. The SDK's batch
+//! processor is not used because it does not expose how many spans it
+//! dropped.
+
+mod export;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
-use opentelemetry_otlp::{
-    Protocol, WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _,
-};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{
-    Sampler, SdkTracer, SdkTracerProvider, Span, SpanData, SpanExporter as _, SpanProcessor,
+    Sampler, SdkTracer, SdkTracerProvider, Span, SpanData, SpanProcessor,
 };
 use opentelemetry_sdk::Resource;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::metrics::{Metrics, SpanDrop};
-use crate::config::{OtlpConfig, OtlpProtocol};
+use crate::config::OtlpConfig;
 
 #[derive(Debug, thiserror::Error)]
 #[error("telemetry.otlp: cannot set up the exporter: {0}")]
@@ -34,12 +35,13 @@ pub struct ExporterError(String);
 pub(crate) struct Tracing {
     pub(crate) tracer: SdkTracer,
     provider: SdkTracerProvider,
-    flush: std::sync::Mutex<Option<oneshot::Sender<oneshot::Sender<()>>>>,
+    flush: std::sync::Mutex<Option<export::FlushRequest>>,
 }
 
 impl Tracing {
-    /// Builds the exporter and starts the export task on the current
-    /// runtime. Nothing connects yet: the first batch does.
+    /// Starts the export thread, which builds the exporter (a config the
+    /// exporter refuses is returned here). Nothing connects yet: the first
+    /// batch does.
     pub(crate) fn start(
         otlp: &OtlpConfig,
         sampling: f64,
@@ -48,42 +50,15 @@ impl Tracing {
         metrics: Arc<Metrics>,
     ) -> Result<Tracing, ExporterError> {
         let resource = resource(service, spiffe_id);
-        let retry = opentelemetry_otlp::RetryPolicy::recommended();
-        let mut exporter = match otlp.protocol {
-            OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(otlp.endpoint.clone())
-                .with_timeout(otlp.timeout)
-                .with_retry_policy(retry)
-                .build(),
-            OtlpProtocol::Http => opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_protocol(Protocol::HttpBinary)
-                .with_endpoint(otlp.traces_url())
-                .with_timeout(otlp.timeout)
-                .with_retry_policy(retry)
-                .build(),
-        }
-        .map_err(|e| ExporterError(e.to_string()))?;
-        exporter.set_resource(&resource);
-
         let (tx, rx) = mpsc::channel(otlp.queue_size);
-        let (flush_tx, flush_rx) = oneshot::channel();
         let full = Arc::new(Notify::new());
-        tokio::spawn(export_loop(
-            exporter,
+        let flush = export::spawn(export::Job {
+            otlp: otlp.clone(),
+            resource: resource.clone(),
             rx,
-            full.clone(),
-            flush_rx,
-            Batching {
-                size: otlp.batch_size,
-                delay: otlp.batch_delay,
-                // A hung collector must not stall the queue for longer than
-                // the exporter's own deadline (plus its retries).
-                deadline: otlp.timeout + Duration::from_secs(5),
-            },
-            metrics.clone(),
-        ));
+            full: full.clone(),
+            metrics: metrics.clone(),
+        })?;
         let provider = SdkTracerProvider::builder()
             .with_span_processor(ExportQueue {
                 tx,
@@ -100,11 +75,12 @@ impl Tracing {
         Ok(Tracing {
             tracer,
             provider,
-            flush: std::sync::Mutex::new(Some(flush_tx)),
+            flush: std::sync::Mutex::new(Some(flush)),
         })
     }
 
-    /// Sends what is queued (bounded by `timeout`) and stops the exporter.
+    /// Has the export thread send what is queued (waiting at most
+    /// `timeout`) and stop.
     pub(crate) async fn shutdown(&self, timeout: Duration) {
         let sender = self.flush.lock().ok().and_then(|mut f| f.take());
         if let Some(sender) = sender {
@@ -156,7 +132,7 @@ fn uuid_v4() -> String {
 
 /// The span processor: finished, sampled spans into the bounded queue.
 ///
-/// The export task is not woken per span (a cross-thread wake per request
+/// The export thread is not woken per span (a cross-thread wake per request
 /// cost more than the span itself): it wakes on its batch timer, or when
 /// this queue holds a full batch.
 #[derive(Debug)]
@@ -196,94 +172,6 @@ impl SpanProcessor for ExportQueue {
 
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
         Ok(())
-    }
-}
-
-struct Batching {
-    size: usize,
-    delay: Duration,
-    deadline: Duration,
-}
-
-async fn export_loop(
-    exporter: opentelemetry_otlp::SpanExporter,
-    mut rx: mpsc::Receiver<SpanData>,
-    full: Arc<Notify>,
-    mut flush: oneshot::Receiver<oneshot::Sender<()>>,
-    batching: Batching,
-    metrics: Arc<Metrics>,
-) {
-    let mut batch = Vec::with_capacity(batching.size);
-    let mut failing = false;
-    let mut tick = tokio::time::interval(batching.delay);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        // Sleep until a batch is due (timer) or full (notified), or the
-        // sidecar stops (flush what is left, then end).
-        let stopping = tokio::select! {
-            _ = tick.tick() => None,
-            _ = full.notified() => None,
-            done = &mut flush => Some(done),
-        };
-        if stopping.is_some() {
-            rx.close();
-        }
-        // Send everything queued, a batch at a time.
-        loop {
-            while batch.len() < batching.size {
-                match rx.try_recv() {
-                    Ok(span) => batch.push(span),
-                    Err(_) => break,
-                }
-            }
-            if batch.is_empty() {
-                break;
-            }
-            let partial = batch.len() < batching.size;
-            send(&exporter, &mut batch, &batching, &metrics, &mut failing).await;
-            if partial {
-                break;
-            }
-        }
-        if let Some(done) = stopping {
-            if let Ok(done) = done {
-                let _ = done.send(());
-            }
-            return;
-        }
-    }
-}
-
-/// Exports one batch. Failures are logged when they start and when they
-/// end, not per batch (a dead collector would flood the log).
-async fn send(
-    exporter: &opentelemetry_otlp::SpanExporter,
-    batch: &mut Vec<SpanData>,
-    batching: &Batching,
-    metrics: &Metrics,
-    failing: &mut bool,
-) {
-    if batch.is_empty() {
-        return;
-    }
-    let n = batch.len() as u64;
-    let spans = std::mem::replace(batch, Vec::with_capacity(batching.size));
-    let error = match tokio::time::timeout(batching.deadline, exporter.export(spans)).await {
-        Ok(Ok(())) => {
-            metrics.spans_exported(n);
-            if std::mem::take(failing) {
-                tracing::info!("span export recovered");
-            }
-            return;
-        }
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => "timed out".to_string(),
-    };
-    metrics.spans_dropped(SpanDrop::ExportFailed, n);
-    if !std::mem::replace(failing, true) {
-        tracing::warn!(spans = n, error = %error, "span export failed; spans are dropped (counted in usher_trace_spans_dropped_total) until the collector answers");
-    } else {
-        tracing::debug!(spans = n, error = %error, "span export failed");
     }
 }
 

@@ -1,6 +1,6 @@
 //! usher's own telemetry: spans accepted by the OTLP collector or not
-//! delivered (queue full, export failed), and access log lines dropped
-//! because stdout did not keep up.
+//! delivered (queue full, export failed), and access log and decision log
+//! lines dropped because stdout did not keep up.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -10,6 +10,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
 use super::Metrics;
+use crate::telemetry::line_writer::{self, Kind};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DropLabels {
@@ -80,6 +81,46 @@ impl AccessLog {
         let dropped = crate::telemetry::access_log::dropped();
         let before = self.reported.swap(dropped, Ordering::Relaxed);
         self.dropped.inc_by(dropped.saturating_sub(before));
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    decision: &'static str,
+}
+
+/// The decision log's dropped lines (by decision: a dropped denial is a
+/// lost audit record), brought into the counters at each scrape like the
+/// access log's.
+pub(super) struct DecisionLog {
+    /// allow, deny.
+    dropped: [(Counter, AtomicU64, Kind); 2],
+}
+
+impl DecisionLog {
+    pub(super) fn register(registry: &mut Registry) -> DecisionLog {
+        let family = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "decision_log_dropped",
+            "Policy decision log lines dropped because stdout did not keep up",
+            family.clone(),
+        );
+        let counter = |decision| family.get_or_create_owned(&DecisionLabels { decision });
+        DecisionLog {
+            dropped: [
+                (counter("allow"), AtomicU64::new(0), Kind::DecisionAllow),
+                (counter("deny"), AtomicU64::new(0), Kind::DecisionDeny),
+            ],
+        }
+    }
+
+    /// Adds the lines dropped since the previous scrape.
+    pub(super) fn catch_up(&self) {
+        for (counter, reported, kind) in &self.dropped {
+            let dropped = line_writer::dropped(*kind);
+            let before = reported.swap(dropped, Ordering::Relaxed);
+            counter.inc_by(dropped.saturating_sub(before));
+        }
     }
 }
 

@@ -149,6 +149,18 @@ fn fixed_counters_and_gauges() {
         Some(1_900_000_000.0)
     );
     assert_eq!(sample(&s, "usher_build_info", &[]), Some(1.0));
+    // Both decisions' drop counters exist before any drop (a scrape shows
+    // a dropped denial as a change from 0).
+    for decision in ["allow", "deny"] {
+        assert_eq!(
+            sample(
+                &s,
+                "usher_decision_log_dropped_total",
+                &[("decision", decision)]
+            ),
+            Some(0.0)
+        );
+    }
 }
 
 /// One sample line of a text exposition, label values unescaped.
