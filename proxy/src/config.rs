@@ -88,10 +88,13 @@ pub(crate) use transparent::{InboundMode, InboundModes, UnknownAction, UnknownDe
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeConfig {
-    /// Worker threads (default 2, like Istio's Envoy sidecars). 1 runs
-    /// everything on one current-thread runtime, which can be cheaper per
-    /// request on an idle node; 2 gave lower p99 latency and equal or lower
-    /// CPU per request in the mesh benchmark (BENCHMARKS.md).
+    /// Worker threads (default 1: one current-thread runtime, as
+    /// Linkerd's proxy runs by default). With the multiplexed hop between
+    /// sidecars, one thread costs about half the CPU per request of two
+    /// (no cross-thread wake-ups or lock contention on the shared HTTP/2
+    /// connection) in the mesh benchmark (BENCHMARKS.md); 2 or more for a
+    /// service whose sidecar must use more than one core. Span export and
+    /// log writing have threads of their own either way.
     #[serde(default = "defaults::workers", deserialize_with = "de::workers")]
     pub workers: usize,
 }

@@ -22,7 +22,7 @@ pub(crate) fn yes() -> bool {
     true
 }
 pub(crate) fn workers() -> usize {
-    2
+    1
 }
 pub(crate) fn policy_query() -> String {
     "data.usher.authz.allow".to_string()

@@ -511,10 +511,10 @@ fn display_without_a_key_has_no_key_part() {
 }
 
 #[test]
-fn runtime_workers_default_to_two_and_are_bounded() {
-    assert_eq!(parse(MINIMAL).unwrap().runtime.workers, 2);
-    let one = parse(&format!("{MINIMAL}runtime:\n  workers: 1\n")).unwrap();
-    assert_eq!(one.runtime.workers, 1);
+fn runtime_workers_default_to_one_and_are_bounded() {
+    assert_eq!(parse(MINIMAL).unwrap().runtime.workers, 1);
+    let two = parse(&format!("{MINIMAL}runtime:\n  workers: 2\n")).unwrap();
+    assert_eq!(two.runtime.workers, 2);
     for bad in ["0", "257", "-1", "many"] {
         let shown = error(
             &format!("{MINIMAL}runtime:\n  workers: {bad}\n"),
@@ -600,7 +600,7 @@ fn the_example_config_in_examples_parses() {
     let cfg = Config::parse(&text, path, Path::new("/etc/usher")).unwrap();
     assert_eq!(cfg.service, "orders");
     assert_eq!(cfg.outbound.routes.len(), 1);
-    assert_eq!(cfg.runtime.workers, 2);
+    assert_eq!(cfg.runtime.workers, 1);
     assert!(!cfg.identity.files().unwrap().allow_insecure_key_permissions);
     assert!(
         cfg.warnings.is_empty(),
