@@ -16,6 +16,9 @@
 //! input.usher.jwt.claims (when usher authenticated a JWT)
 //! input.version         {"ext_authz": "v3", "encoding": "protojson"}
 //! ```
+//!
+//! A policy is given only the parts it can read ([`InputParts`], found by
+//! `analysis::input_reads`): the objects above them are built, nothing else.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
