@@ -11,7 +11,7 @@
 //!   (`analysis::purity`), and it has no `with` modifier.
 //!
 //! Then its decision depends on those fields and on `data` alone, and
-//! `data` belongs to the compiled [`Policy`]: the key is the exact bytes of
+//! `data` belongs to the compiled [`super::Policy`]: the key is the exact bytes of
 //! the fields the policy reads (length-prefixed, in a fixed order), the
 //! value the [`Decision`]. A cache belongs to one policy id: a reload
 //! compiles a new `Policy` (a new id), whose caches start empty, and those
