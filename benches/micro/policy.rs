@@ -124,7 +124,7 @@ fn requests() -> Requests {
 }
 
 /// Decisions kept per thread in the cache cases (the proxy's default).
-const CACHE_ENTRIES: usize = 4096;
+const CACHE_ENTRIES: usize = 2048;
 
 fn bench_policy(c: &mut Criterion) {
     let r = requests();

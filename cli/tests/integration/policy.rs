@@ -428,7 +428,7 @@ async fn reload_under_continuous_requests_fails_none() {
     // decision cache after the first, so the swap below also shows that a
     // reload never answers from the previous revision's cache.
     let status = admin_policy(&mesh).await;
-    assert_eq!(status["decision_cache"]["entries"], 4096, "{status}");
+    assert_eq!(status["decision_cache"]["entries"], 2048, "{status}");
 
     let out = mesh.a.addrs.outbound;
     let failures = Arc::new(AtomicUsize::new(0));

@@ -48,7 +48,7 @@ pub(crate) const KEYED: InputParts = InputParts::SOURCE_PRINCIPAL
 
 /// Requests whose key would be longer (a very long path) are evaluated
 /// without the cache: the bound on entries is then a bound on memory.
-const MAX_KEY_BYTES: usize = 1024;
+const MAX_KEY_BYTES: usize = 512;
 
 /// The key of `input` for a policy that reads `parts` (all in [`KEYED`]):
 /// the fields it reads, each length-prefixed, in a fixed order. `None` when

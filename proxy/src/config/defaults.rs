@@ -32,7 +32,7 @@ pub(crate) fn eval_timeout() -> Duration {
 }
 /// Decisions kept per worker thread (`policy.decision_cache.entries`).
 pub(crate) fn decision_cache_entries() -> usize {
-    4096
+    2048
 }
 pub(crate) fn sample_rate() -> f64 {
     1.0

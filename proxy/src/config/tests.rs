@@ -545,7 +545,7 @@ fn policy_section_defaults_and_paths() {
     assert_eq!(p.eval_timeout, std::time::Duration::from_millis(50));
     assert!(p.with_body.is_none());
     assert_eq!(p.decision_log.allow_sample_rate, 1.0);
-    assert_eq!(p.decision_cache.entries, 4096);
+    assert_eq!(p.decision_cache.entries, 2048);
     assert!(p.watch);
     assert!(parse(MINIMAL).unwrap().policy.is_none());
 }
