@@ -123,11 +123,43 @@ fn requests() -> Requests {
     }
 }
 
+/// Decisions kept per thread in the cache cases (the proxy's default).
+const CACHE_ENTRIES: usize = 2048;
+
 fn bench_policy(c: &mut Criterion) {
     let r = requests();
     c.bench_function("policy/input document only", |b| {
         b.iter(|| black_box(r.input(black_box(ALLOWED)).to_value()))
     });
+    let [(_, rvm), _] = policies();
+    c.bench_function("policy/input document only, parts the policy reads", |b| {
+        b.iter(|| black_box(rvm.input_document(&r.input(black_box(ALLOWED)))))
+    });
+    let whole = rvm.with_whole_input();
+    c.bench_function("policy/rvm/allowed, whole input document", |b| {
+        b.iter(|| black_box(whole.evaluate(&r.input(black_box(ALLOWED)))))
+    });
+    let [(_, rvm), (_, interp)] = policies();
+    for (name, policy) in [("rvm", rvm), ("interpreter", interp)] {
+        let cached = policy.with_decision_cache(CACHE_ENTRIES);
+        assert_eq!(cached.decision_cache_entries(), CACHE_ENTRIES);
+        assert!(cached.evaluate(&r.input(ALLOWED)).allowed);
+        c.bench_function(&format!("policy/{name}/allowed, cache hit"), |b| {
+            b.iter(|| black_box(cached.evaluate(&r.input(black_box(ALLOWED)))))
+        });
+        // Every request a path not seen for 16 x the cache's size: always a
+        // miss (key, lookup, evaluation, insert, evictions).
+        let paths: Vec<String> = (0..16 * CACHE_ENTRIES)
+            .map(|i| format!("/api/r0/area9/orders/{i}"))
+            .collect();
+        let mut next = 0;
+        c.bench_function(&format!("policy/{name}/allowed, cache miss"), |b| {
+            b.iter(|| {
+                next = (next + 1) % paths.len();
+                black_box(cached.evaluate(&r.input(black_box(&paths[next]))))
+            })
+        });
+    }
     for (name, policy) in policies() {
         assert!(policy.evaluate(&r.input(ALLOWED)).allowed);
         assert!(!policy.evaluate(&r.input(DENIED)).allowed);

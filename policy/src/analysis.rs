@@ -1,11 +1,22 @@
 //! A static walk over the parsed modules: every function call (so that a
 //! builtin nobody provides is reported when the policy loads, wherever the
-//! call sits), the user-defined functions, and the rules of each package.
+//! call sits), the user-defined functions, the rules of each package, the
+//! parts of `input` the policy can read (`input_reads`) and whether its
+//! calls are all pure (`purity`).
 
 use std::collections::HashSet;
 
 use regorus::unstable::{Expr, Literal, Module, Query, Ref, Rule, RuleHead, Span};
 use regorus::Value;
+
+use crate::input::InputParts;
+
+mod input_reads;
+mod purity;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use purity::first_impure_call;
 
 /// A call in the source.
 pub(crate) struct CallSite {
@@ -30,6 +41,10 @@ pub(crate) struct Scan {
     /// Variables declared by `some x` or `every k, v in` and never used,
     /// which OPA refuses ("declared var x unused").
     pub unused_declared: Vec<CallSite>,
+    /// The parts of `input` the policy can read (see `input_reads`).
+    pub input_parts: InputParts,
+    /// Some statement has a `with` modifier (on anything).
+    pub has_with: bool,
     /// The package of the module being walked.
     package: String,
     /// The text of the rule being walked.
@@ -107,6 +122,10 @@ pub(crate) fn scan(modules: &[Ref<Module>]) -> Scan {
     let mut s = Scan::default();
     for m in modules {
         s.package = ref_path(&m.package.refr).unwrap_or_default();
+        // `import input.a.b as x` reads that subtree; `import input`, all.
+        for import in &m.imports {
+            s.expr(&import.refr);
+        }
         for rule in &m.policy {
             s.rule(rule);
         }
@@ -218,6 +237,12 @@ impl Scan {
                 }
             }
             for w in &stmt.with_mods {
+                self.has_with = true;
+                // `with input as …`, `with input.a as …`: the whole document,
+                // rather than reason about what the replacement hides.
+                if input_reads::input_path(&w.refr).is_some() {
+                    self.input_parts = InputParts::ALL;
+                }
                 if let Some(target) = ref_path(&w.refr) {
                     let root = target.split(['.', '[']).next().unwrap_or_default();
                     if root != "data" && root != "input" {
@@ -241,6 +266,16 @@ impl Scan {
     }
 
     fn expr(&mut self, e: &Expr) {
+        if let Some(path) = input_reads::input_path(e) {
+            // A read of `input`: its subtree is needed. Only the indices
+            // along the reference are walked further (the base is `input`).
+            let parts = InputParts::reached_by(&path);
+            self.input_parts = self.input_parts.union(parts);
+            for index in input_reads::indices(e) {
+                self.expr(index);
+            }
+            return;
+        }
         match e {
             Expr::String { .. }
             | Expr::RawString { .. }

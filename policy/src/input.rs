@@ -16,6 +16,9 @@
 //! input.usher.jwt.claims (when usher authenticated a JWT)
 //! input.version         {"ext_authz": "v3", "encoding": "protojson"}
 //! ```
+//!
+//! A policy is given only the parts it can read ([`InputParts`], found by
+//! `analysis::input_reads`): the objects above them are built, nothing else.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -24,8 +27,11 @@ use http::{HeaderMap, HeaderName};
 use regorus::value::Object;
 use regorus::{Rc, Value};
 
+mod parts;
 #[cfg(test)]
 mod tests;
+
+pub use parts::InputParts;
 
 /// The request, as the authorization layer sees it.
 pub struct RequestInput<'a> {
@@ -83,31 +89,49 @@ struct Cache {
 struct Peer {
     principal: Option<String>,
     address: Option<SocketAddr>,
+    /// (with the principal, with the address): the parts it holds.
+    shape: (bool, bool),
     value: Option<Value>,
 }
 
 impl Peer {
-    fn get(&mut self, k: &Keys, principal: Option<&str>, address: SocketAddr) -> Value {
+    /// `{address, principal}`, with only the parts asked for
+    /// (`with_principal`, `with_address`).
+    fn get(
+        &mut self,
+        k: &Keys,
+        principal: Option<&str>,
+        address: SocketAddr,
+        shape: (bool, bool),
+    ) -> Value {
         if let Some(v) = &self.value {
-            if self.principal.as_deref() == principal && self.address == Some(address) {
+            if self.principal.as_deref() == principal
+                && self.address == Some(address)
+                && self.shape == shape
+            {
                 return v.clone();
             }
         }
-        let socket = object([
-            (k.address.clone(), Value::from(address.ip().to_string())),
-            (k.port_value.clone(), Value::from(u64::from(address.port()))),
-        ]);
-        let addr = object([(k.socket_address.clone(), socket)]);
-        let v = match principal {
-            Some(p) => object([
-                (k.address.clone(), addr),
-                (k.principal.clone(), Value::from(p)),
-            ]),
-            None => object([(k.address.clone(), addr)]),
-        };
+        let (with_principal, with_address) = shape;
+        let mut peer = Object::new();
+        if with_address {
+            let socket = object([
+                (k.address.clone(), Value::from(address.ip().to_string())),
+                (k.port_value.clone(), Value::from(u64::from(address.port()))),
+            ]);
+            peer.insert(
+                k.address.clone(),
+                object([(k.socket_address.clone(), socket)]),
+            );
+        }
+        if let (true, Some(p)) = (with_principal, principal) {
+            peer.insert(k.principal.clone(), Value::from(p));
+        }
+        let v = Value::Object(Rc::new(peer));
         *self = Peer {
             principal: principal.map(str::to_string),
             address: Some(address),
+            shape,
             value: Some(v.clone()),
         };
         v
@@ -263,9 +287,16 @@ fn object_from(pairs: impl IntoIterator<Item = (Value, Value)>) -> Value {
 impl RequestInput<'_> {
     /// The input document for this request.
     pub fn to_value(&self) -> Value {
+        self.to_value_with(InputParts::ALL)
+    }
+
+    /// The input document with only `parts` (and the objects above them):
+    /// a policy that reads no other part sees the same as in the whole
+    /// document, for less work (see [`InputParts`]).
+    pub fn to_value_with(&self, parts: InputParts) -> Value {
         CACHE.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut cache) => self.build(&mut cache),
-            Err(_) => self.build(&mut Cache::new()),
+            Ok(mut cache) => self.build(&mut cache, parts),
+            Err(_) => self.build(&mut Cache::new(), parts),
         })
     }
 
@@ -274,62 +305,98 @@ impl RequestInput<'_> {
         serde_json::to_value(self.to_value()).unwrap_or(serde_json::Value::Null)
     }
 
-    fn build(&self, c: &mut Cache) -> Value {
-        let source = c
-            .source
-            .get(&c.k, self.source_principal, self.source_address);
-        let destination = c.destination.get(
-            &c.k,
-            Some(self.destination_principal),
-            self.destination_address,
+    fn build(&self, c: &mut Cache, parts: InputParts) -> Value {
+        let has = |p: InputParts| parts.contains(p);
+        let mut attributes = Object::new();
+        let source = (
+            has(InputParts::SOURCE_PRINCIPAL),
+            has(InputParts::SOURCE_ADDRESS),
         );
-        let method = c.method.get(self.method);
-        let host = c.host.get(self.host);
-        let scheme = c.scheme.get(self.scheme);
-        let protocol = c.protocol.get(self.protocol);
-        let headers = headers_value(self.headers, c);
-        let k = &c.k;
+        if source != (false, false) {
+            let v = c
+                .source
+                .get(&c.k, self.source_principal, self.source_address, source);
+            attributes.insert(c.k.source.clone(), v);
+        }
+        let destination = (
+            has(InputParts::DESTINATION_PRINCIPAL),
+            has(InputParts::DESTINATION_ADDRESS),
+        );
+        if destination != (false, false) {
+            let v = c.destination.get(
+                &c.k,
+                Some(self.destination_principal),
+                self.destination_address,
+                destination,
+            );
+            attributes.insert(c.k.destination.clone(), v);
+        }
 
         let mut http = Object::new();
-        http.insert(k.id.clone(), Value::from(self.request_id));
-        http.insert(k.method.clone(), method);
-        http.insert(k.path.clone(), Value::from(self.path));
-        http.insert(k.host.clone(), host);
-        http.insert(k.scheme.clone(), scheme);
-        http.insert(k.protocol.clone(), protocol);
-        http.insert(k.headers.clone(), headers);
+        if has(InputParts::ID) {
+            http.insert(c.k.id.clone(), Value::from(self.request_id));
+        }
+        if has(InputParts::METHOD) {
+            http.insert(c.k.method.clone(), c.method.get(self.method));
+        }
+        if has(InputParts::PATH) {
+            http.insert(c.k.path.clone(), Value::from(self.path));
+        }
+        if has(InputParts::HOST) {
+            http.insert(c.k.host.clone(), c.host.get(self.host));
+        }
+        if has(InputParts::SCHEME) {
+            http.insert(c.k.scheme.clone(), c.scheme.get(self.scheme));
+        }
+        if has(InputParts::PROTOCOL) {
+            http.insert(c.k.protocol.clone(), c.protocol.get(self.protocol));
+        }
+        if has(InputParts::HEADERS) {
+            let headers = headers_value(self.headers, c);
+            http.insert(c.k.headers.clone(), headers);
+        }
+        let k = &c.k;
         let mut top = Object::new();
         if let Some(body) = self.body {
             let text = String::from_utf8_lossy(&body.bytes);
-            let parsed = if !body.truncated && is_json(self.headers) {
-                parse_json_body(&text)
-            } else {
-                Value::Null
-            };
-            http.insert(k.body.clone(), Value::from(text.as_ref()));
-            top.insert(k.parsed_body.clone(), parsed);
-            top.insert(k.truncated_body.clone(), Value::from(body.truncated));
+            if has(InputParts::BODY) {
+                http.insert(k.body.clone(), Value::from(text.as_ref()));
+            }
+            if has(InputParts::PARSED_BODY) {
+                let parsed = if !body.truncated && is_json(self.headers) {
+                    parse_json_body(&text)
+                } else {
+                    Value::Null
+                };
+                top.insert(k.parsed_body.clone(), parsed);
+            }
+            if has(InputParts::TRUNCATED_BODY) {
+                top.insert(k.truncated_body.clone(), Value::from(body.truncated));
+            }
         }
-
-        let attributes = object([
-            (k.source.clone(), source),
-            (k.destination.clone(), destination),
-            (
-                k.request.clone(),
-                object([(k.http.clone(), Value::Object(Rc::new(http)))]),
-            ),
-        ]);
+        if !http.is_empty() {
+            let request = object([(k.http.clone(), Value::Object(Rc::new(http)))]);
+            attributes.insert(k.request.clone(), request);
+        }
+        if !attributes.is_empty() {
+            top.insert(k.attributes.clone(), Value::Object(Rc::new(attributes)));
+        }
         let (path, query) = split_path(self.path);
-        top.insert(k.attributes.clone(), attributes);
-        top.insert(k.parsed_path.clone(), parsed_path(path));
-        let query = if query.is_empty() {
-            c.empty_object.clone()
-        } else {
-            parsed_query(query)
-        };
-        top.insert(k.parsed_query.clone(), query);
-        top.insert(k.version.clone(), k.version_value.clone());
-        if let Some(claims) = self.jwt_claims {
+        if has(InputParts::PARSED_PATH) {
+            top.insert(k.parsed_path.clone(), parsed_path(path));
+        }
+        if has(InputParts::PARSED_QUERY) {
+            let query = if query.is_empty() {
+                c.empty_object.clone()
+            } else {
+                parsed_query(query)
+            };
+            top.insert(k.parsed_query.clone(), query);
+        }
+        if has(InputParts::VERSION) {
+            top.insert(k.version.clone(), k.version_value.clone());
+        }
+        if let (true, Some(claims)) = (has(InputParts::JWT_CLAIMS), self.jwt_claims) {
             let jwt = object([(k.claims.clone(), Value::from(claims.clone()))]);
             top.insert(k.usher.clone(), object([(k.jwt.clone(), jwt)]));
         }

@@ -23,5 +23,5 @@ mod x509;
 
 pub use decision::Decision;
 pub use engine::{EvalPath, Limits, Policy, PolicyError, PolicySource, RegoVersion, DEFAULT_QUERY};
-pub use input::{BodyInput, RequestInput};
+pub use input::{BodyInput, InputParts, RequestInput};
 pub use testing::check_files;

@@ -424,6 +424,11 @@ async fn reload_under_continuous_requests_fails_none() {
     let app = Backend::start().await;
     let mesh = Mesh::start_with(app.addr, &[("authz.rego", v1)], &config).await;
     let before = admin_policy(&mesh).await["revision"].clone();
+    // The policy reads nothing of the request: every decision comes from the
+    // decision cache after the first, so the swap below also shows that a
+    // reload never answers from the previous revision's cache.
+    let status = admin_policy(&mesh).await;
+    assert_eq!(status["decision_cache"]["entries"], 2048, "{status}");
 
     let out = mesh.a.addrs.outbound;
     let failures = Arc::new(AtomicUsize::new(0));

@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use regorus::{CompiledPolicy, Engine, Value};
 
+use super::decision_cache::KEYED;
 use super::error::{one_line, query_error, regorus_error, unknown_function, ErrorKinds};
 use super::warmup::{choose_rvm, sample_inputs, warm_up};
 use super::{timer, Limits, Policy, PolicyError, PolicySource, RegoVersion, NEXT_POLICY_ID};
 use crate::builtins::{self, BOUNDED_BUILTINS, JWT_BUILTINS};
+use crate::input::InputParts;
 use crate::{analysis, future_imports, nesting, recursion, with_shim};
 
 /// An engine with the version, the timer and OPA's non-strict builtin
@@ -155,8 +157,18 @@ impl Policy {
 
         // Warm-up: the first evaluation prepares what is left; an error that
         // does not depend on the input is reported now.
-        let samples = sample_inputs();
-        let expected = warm_up(&engine, query, by_query, &samples)?;
+        let expected = warm_up(&engine, query, by_query, &sample_inputs(InputParts::ALL))?;
+        // Only the parts of the input the policy reads are built; checked on
+        // the warm-up inputs too (the analysis is meant to make this never
+        // fail; if it did, the whole document it is).
+        let mut input_parts = scan.input_parts;
+        let mut samples = sample_inputs(input_parts);
+        if !input_parts.is_all()
+            && warm_up(&engine, query, by_query, &samples).ok().as_ref() != Some(&expected)
+        {
+            input_parts = InputParts::ALL;
+            samples = sample_inputs(input_parts);
+        }
         // Leave no request state in the template that every clone would copy.
         engine.set_input(Value::new_object());
 
@@ -190,9 +202,32 @@ impl Policy {
             shim_packages,
             rvm,
             rvm_unavailable,
+            input_parts,
+            cache_unavailable: cacheability(&scan, input_parts).err(),
+            cache_entries: 0,
             alive: Arc::new(()),
         })
     }
+}
+
+/// Whether the policy's decision is a function of the few stable request
+/// fields a cache key holds (see `decision_cache`); if not, why not.
+fn cacheability(scan: &analysis::Scan, parts: InputParts) -> Result<(), String> {
+    if !KEYED.contains(parts) {
+        return Err(format!(
+            "the policy reads input.{} (not part of a cache key)",
+            parts.without(KEYED).paths().join(", input.")
+        ));
+    }
+    if let Some(name) = analysis::first_impure_call(scan) {
+        return Err(format!(
+            "the policy calls {name}, which is not known to be pure"
+        ));
+    }
+    if scan.has_with {
+        return Err("the policy has a `with` modifier".into());
+    }
+    Ok(())
 }
 
 /// The query as a rule's entry point, or `None` when it is to be

@@ -12,7 +12,7 @@ use regorus::rvm::vm::RegoVM;
 use regorus::{Engine, Value};
 
 use super::error::{eval_error_message, hit_time_limit, panic_message, vm_hit_time_limit};
-use super::{timer, Policy, PolicyError, Rvm};
+use super::{decision_cache, timer, Policy, PolicyError, Rvm};
 use crate::decision::Decision;
 use crate::input::RequestInput;
 
@@ -23,9 +23,35 @@ enum Failure {
 
 impl Policy {
     /// The per-request call. Never panics, never errors: fails closed.
+    ///
+    /// Builds only the parts of the input document the policy reads, and
+    /// answers from this thread's decision cache when the policy has one
+    /// (see `decision_cache`).
     pub fn evaluate(&self, input: &RequestInput<'_>) -> Decision {
         let start = Instant::now();
-        self.decide_value(input.to_value(), start)
+        let entries = self.decision_cache_entries();
+        let key = match entries {
+            0 => None,
+            _ => decision_cache::key(self.input_parts, input),
+        };
+        let Some(key) = key else {
+            return self
+                .decide_value(input.to_value_with(self.input_parts), start)
+                .0;
+        };
+        let cached = decision_cache::with_cache(self.id, &self.alive, entries, |c| c.get(&key));
+        if let Some(Some(mut d)) = cached {
+            d.eval_micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+            return d;
+        }
+        let (d, complete) = self.decide_value(input.to_value_with(self.input_parts), start);
+        if complete {
+            let value = d.clone();
+            decision_cache::with_cache(self.id, &self.alive, entries, |c| {
+                c.insert(key.into_boxed_slice(), value)
+            });
+        }
+        d
     }
 
     /// For `usher policy eval`: the raw query result for an arbitrary JSON
@@ -45,20 +71,25 @@ impl Policy {
     /// The decision for an arbitrary JSON input (same mapping as evaluate).
     pub fn decide_json(&self, input: &serde_json::Value) -> Decision {
         let start = Instant::now();
-        self.decide_value(Value::from(input.clone()), start)
+        self.decide_value(Value::from(input.clone()), start).0
     }
 
-    fn decide_value(&self, input: Value, start: Instant) -> Decision {
-        let mut d = match self.eval_value(input) {
-            Ok(v) => Decision::from_value(&v),
-            Err(Failure::Timeout) => Decision::deny(format!(
-                "evaluation exceeded {}ms",
-                self.limits.eval_timeout.as_millis()
-            )),
-            Err(Failure::Error(e)) => Decision::deny(format!("evaluation error: {e}")),
+    /// The decision, and whether the evaluation ran to its end (no
+    /// timeout, no error: a decision that may be cached).
+    fn decide_value(&self, input: Value, start: Instant) -> (Decision, bool) {
+        let (mut d, complete) = match self.eval_value(input) {
+            Ok(v) => (Decision::from_value(&v), true),
+            Err(Failure::Timeout) => (
+                Decision::deny(format!(
+                    "evaluation exceeded {}ms",
+                    self.limits.eval_timeout.as_millis()
+                )),
+                false,
+            ),
+            Err(Failure::Error(e)) => (Decision::deny(format!("evaluation error: {e}")), false),
         };
         d.eval_micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-        d
+        (d, complete)
     }
 
     fn eval_value(&self, input: Value) -> Result<Value, Failure> {

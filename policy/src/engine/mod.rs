@@ -18,9 +18,10 @@
 //!
 //! The parts: [`source`] reads the policy and data files, `compile` builds
 //! the engine and compiles a [`Policy`], `warmup` runs the warm-up inputs
-//! and decides whether the RVM is used, `eval` evaluates per request, and
-//! `error` turns regorus' errors into [`PolicyError`]s (and is the one
-//! place that reads their text).
+//! and decides whether the RVM is used, `eval` evaluates per request,
+//! `decision_cache` remembers decisions of policies that read only a few
+//! stable request fields, and `error` turns regorus' errors into
+//! [`PolicyError`]s (and is the one place that reads their text).
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,9 +32,11 @@ use regorus::rvm::program::Program;
 use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, Value};
 
+use crate::input::InputParts;
 use crate::with_shim;
 
 mod compile;
+mod decision_cache;
 mod error;
 mod eval;
 mod source;
@@ -114,6 +117,13 @@ pub struct Policy {
     shim_packages: with_shim::ShimPackages,
     rvm: Option<Rvm>,
     rvm_unavailable: Option<String>,
+    /// The parts of the input document built for an evaluation: those the
+    /// policy can read (`analysis::input_reads`), or all of them.
+    input_parts: InputParts,
+    /// Why decisions cannot be cached, when they cannot.
+    cache_unavailable: Option<String>,
+    /// Decisions kept per thread (0: no cache); see `decision_cache`.
+    cache_entries: usize,
     /// Threads' cached evaluators hold a `Weak` of this: once the policy is
     /// dropped they let theirs go.
     alive: Arc<()>,
@@ -136,6 +146,8 @@ impl std::fmt::Debug for Policy {
             .field("revision", &self.revision)
             .field("files", &self.files)
             .field("eval_path", &self.eval_path())
+            .field("input_parts", &self.input_parts.paths())
+            .field("decision_cache", &self.decision_cache_entries())
             .finish()
     }
 }
@@ -172,6 +184,53 @@ impl Policy {
     /// Why the RVM is not used, when it is not.
     pub fn rvm_unavailable(&self) -> Option<&str> {
         self.rvm_unavailable.as_deref()
+    }
+
+    /// The parts of the input document built for each evaluation: only
+    /// those the policy can read when every reference to `input` is a
+    /// static path, else all.
+    pub fn input_parts(&self) -> InputParts {
+        self.input_parts
+    }
+
+    /// The input document as this policy is given it (only the parts it reads).
+    pub fn input_document(&self, input: &crate::RequestInput<'_>) -> Value {
+        input.to_value_with(self.input_parts)
+    }
+
+    /// Why this policy's decisions cannot be cached, when they cannot (it
+    /// reads headers, calls a builtin that is not pure...).
+    pub fn decision_cache_unavailable(&self) -> Option<&str> {
+        self.cache_unavailable.as_deref()
+    }
+
+    /// Decisions kept per thread: 0 when off or unavailable.
+    pub fn decision_cache_entries(&self) -> usize {
+        if self.cache_unavailable.is_some() {
+            0
+        } else {
+            self.cache_entries
+        }
+    }
+
+    /// The same policy with a per-thread cache of up to `entries` decisions
+    /// (0: none, the default), used only when the policy qualifies (see
+    /// [`Self::decision_cache_unavailable`]).
+    pub fn with_decision_cache(mut self, entries: usize) -> Policy {
+        self.cache_entries = entries;
+        // Threads may hold a cache made with another size.
+        self.id = NEXT_POLICY_ID.fetch_add(1, Ordering::Relaxed);
+        self.alive = Arc::new(());
+        self
+    }
+
+    /// The same policy given the whole input document, whatever it reads
+    /// (for comparisons and benchmarks). The decision cache needs the
+    /// policy's own read set, so it is off too.
+    pub fn with_whole_input(mut self) -> Policy {
+        self.input_parts = InputParts::ALL;
+        self.cache_unavailable = Some("the whole input document was asked for".into());
+        self
     }
 
     /// The same policy on the interpreter path (for comparisons and benchmarks).

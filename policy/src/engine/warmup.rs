@@ -16,7 +16,7 @@ use super::eval::{first_value, new_vm};
 use super::{PolicyError, Rvm};
 use crate::analysis;
 use crate::builtins::{BOUNDED_BUILTINS, JWT_BUILTINS};
-use crate::input::{BodyInput, RequestInput};
+use crate::input::{BodyInput, InputParts, RequestInput};
 
 /// Evaluates the query for each of `samples` on a clone of `engine`: the
 /// results (`None` for an evaluation error), or the error that makes the
@@ -122,8 +122,8 @@ pub(super) fn choose_rvm(
 }
 
 /// Inputs that look like real requests, for the warm-up and for checking
-/// that the RVM agrees with the interpreter.
-pub(super) fn sample_inputs() -> Vec<Value> {
+/// that the RVM agrees with the interpreter; with only `parts` built.
+pub(super) fn sample_inputs(parts: InputParts) -> Vec<Value> {
     let headers = |pairs: &[(&'static str, &'static str)]| {
         let mut h = http::HeaderMap::new();
         for (n, v) in pairs {
@@ -183,5 +183,9 @@ pub(super) fn sample_inputs() -> Vec<Value> {
         path: "/admin/users/7",
         ..base
     };
-    vec![base.to_value(), post.to_value(), admin.to_value()]
+    vec![
+        base.to_value_with(parts),
+        post.to_value_with(parts),
+        admin.to_value_with(parts),
+    ]
 }

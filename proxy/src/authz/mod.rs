@@ -52,12 +52,15 @@ fn compile(config: &PolicyConfig) -> Result<Policy, PolicyError> {
     let limits = Limits {
         eval_timeout: config.eval_timeout,
     };
-    Policy::compile(
+    let policy = Policy::compile(
         &source,
         &config.query,
         rego_version(config.rego_version),
         limits,
-    )
+    )?;
+    // A new compiled policy, so new (empty) caches: a reload never answers
+    // from the decisions of the policy or data it replaces.
+    Ok(policy.with_decision_cache(config.decision_cache.entries))
 }
 
 /// What a reload did.
@@ -148,6 +151,11 @@ impl PolicyStore {
             "revision": current.policy.revision(),
             "loaded_at": humantime::format_rfc3339_seconds(current.loaded_at).to_string(),
             "query": current.policy.query(),
+            "input_parts": current.policy.input_parts().paths(),
+            "decision_cache": {
+                "entries": current.policy.decision_cache_entries(),
+                "unavailable": current.policy.decision_cache_unavailable(),
+            },
             "files": current.policy.files(),
             "mode": match self.config.mode { PolicyMode::Enforce => "enforce", PolicyMode::Audit => "audit" },
             "reloads": self.reloads.load(Ordering::Relaxed),

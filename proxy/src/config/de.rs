@@ -87,6 +87,17 @@ pub(crate) fn count<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> 
     }
 }
 
+/// Decisions kept per worker thread: 0 (off) to 1,000,000.
+pub(crate) fn cache_entries<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let n = u64::deserialize(d)?;
+    match usize::try_from(n) {
+        Ok(n @ 0..=1_000_000) => Ok(n),
+        _ => Err(D::Error::custom(format!(
+            "expected a number of decisions from 0 (off) to 1000000, got {n}"
+        ))),
+    }
+}
+
 pub(crate) fn count_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     let n = u64::deserialize(d)?;
     match u32::try_from(n) {

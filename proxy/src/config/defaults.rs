@@ -30,6 +30,10 @@ pub(crate) fn policy_query() -> String {
 pub(crate) fn eval_timeout() -> Duration {
     Duration::from_millis(50)
 }
+/// Decisions kept per worker thread (`policy.decision_cache.entries`).
+pub(crate) fn decision_cache_entries() -> usize {
+    2048
+}
 pub(crate) fn sample_rate() -> f64 {
     1.0
 }

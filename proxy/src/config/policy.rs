@@ -33,6 +33,10 @@ pub struct PolicyConfig {
     pub(crate) with_body: Option<WithBodyConfig>,
     #[serde(default)]
     pub(crate) decision_log: DecisionLogConfig,
+    /// Decisions remembered per worker thread, for policies that qualify
+    /// (see usher-policy's README: "The decision cache").
+    #[serde(default)]
+    pub(crate) decision_cache: DecisionCacheConfig,
     /// Reload when a policy or data file changes on disk (SIGHUP always does).
     #[serde(default = "defaults::yes")]
     pub(crate) watch: bool,
@@ -91,6 +95,25 @@ impl Default for DecisionLogConfig {
     fn default() -> Self {
         DecisionLogConfig {
             allow_sample_rate: defaults::sample_rate(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DecisionCacheConfig {
+    /// At most this many decisions per worker thread; 0 turns the cache off.
+    #[serde(
+        default = "defaults::decision_cache_entries",
+        deserialize_with = "de::cache_entries"
+    )]
+    pub(crate) entries: usize,
+}
+
+impl Default for DecisionCacheConfig {
+    fn default() -> Self {
+        DecisionCacheConfig {
+            entries: defaults::decision_cache_entries(),
         }
     }
 }

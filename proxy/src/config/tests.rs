@@ -545,6 +545,7 @@ fn policy_section_defaults_and_paths() {
     assert_eq!(p.eval_timeout, std::time::Duration::from_millis(50));
     assert!(p.with_body.is_none());
     assert_eq!(p.decision_log.allow_sample_rate, 1.0);
+    assert_eq!(p.decision_cache.entries, 2048);
     assert!(p.watch);
     assert!(parse(MINIMAL).unwrap().policy.is_none());
 }
@@ -572,6 +573,16 @@ fn policy_section_errors_name_the_key() {
             "policy:\n  files: [a.rego]\n  decision_log: {allow_sample_rate: 1.5}\n",
             "policy.decision_log.allow_sample_rate",
             "0.0 to 1.0",
+        ),
+        (
+            "policy:\n  files: [a.rego]\n  decision_cache: {entries: 2000000}\n",
+            "policy.decision_cache.entries",
+            "0 (off)",
+        ),
+        (
+            "policy:\n  files: [a.rego]\n  decision_cache: {size: 10}\n",
+            "policy.decision_cache.size",
+            "expected `entries`",
         ),
         (
             "policy:\n  files: [a.rego]\n  with_body: {max_bytes: 0}\n",
