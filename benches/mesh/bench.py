@@ -353,7 +353,8 @@ def build_report(results, env, machine, label, section="mesh"):
                  "paced by wrk.lua (not corrected for coordinated omission).")
     lines.append(f"- TLS: 1.3, ECDSA P-256 certificates from `usher ca`, mutual; key exchange: "
                  f"{env['MESH_KX']}. usher: runtime {env.get('MESH_WORKERS', 'default (runtime.workers: 1)')}, "
-                 "HTTP/1.1 on both legs; nginx: `worker_processes 1`, keepalive 64 upstreams, "
+                 "HTTP/1.1 from wrk and to the backend, the sidecar hop multiplexed over HTTP/2 "
+                 "(`outbound.multiplex`, the default); nginx: `worker_processes 1`, keepalive 64 upstreams, "
                  "access_log off.")
     if env.get("MESH_EXTRA_DESC"):
         lines.append(f"- Extra usher config: {env['MESH_EXTRA_DESC']}.")

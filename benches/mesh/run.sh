@@ -490,7 +490,7 @@ if [ ${#extras[@]} -gt 0 ] && grep -qE '^tls:' "${extras[@]}"; then
     kx_usher="as set by the extra config's tls section"
 fi
 MESH_KX="usher $kx_usher"
-MESH_WORKERS="default (runtime.workers: 2)"
+MESH_WORKERS="default (runtime.workers: 1)"
 if [ ${#extras[@]} -gt 0 ] && grep -qE '^runtime:' "${extras[@]}"; then
     MESH_WORKERS="as set by the extra config ($(grep -hA1 '^runtime:' "${extras[@]}" | tr -s ' \n' ' '))"
 fi
@@ -515,6 +515,8 @@ cmd="D=$D R=$R"
 [ "$POST_QUANTUM" = false ] || cmd+=" POST_QUANTUM=true"
 cmd+=" benches/mesh/run.sh"
 [ "$SCALE" = 1 ] && cmd+=" --scale"
+[ "$POLICY" = 1 ] && cmd+=" --policy"
+[ "$TRACING" = 1 ] && cmd+=" --tracing"
 
 MESH_DURATION=$D MESH_WARMUP=$WARMUP MESH_RATE=$RATE MESH_KX=$MESH_KX MESH_GIT=$git_desc \
 MESH_EXTRA_DESC=${extra_desc% } MESH_COMMAND=$cmd MESH_WORKERS=$MESH_WORKERS \
