@@ -57,22 +57,20 @@ pub fn check(path: &Path) -> Checked {
             }
         }
     };
-    let warnings = config
+    let mut warnings: Vec<Problem> = config
         .warnings
         .iter()
         .map(|w| problem(w.key.clone(), w.message.clone()))
         .collect();
-    Checked {
-        warnings,
-        result: check_config(&config),
-    }
+    let result = check_config(&config, &mut warnings);
+    Checked { warnings, result }
 }
 
-fn check_config(config: &Config) -> Result<Summary, Vec<Problem>> {
+fn check_config(config: &Config, warnings: &mut Vec<Problem>) -> Result<Summary, Vec<Problem>> {
     let mut problems = Vec::new();
     let spiffe_id = check_identity(config, &mut problems);
     let routes = config.outbound.routes.len();
-    let policy_revision = check_policy(config, &mut problems);
+    let policy_revision = check_policy(config, &mut problems, warnings);
     check_jwks(config, &mut problems);
     if problems.is_empty() {
         Ok(Summary {
@@ -206,7 +204,11 @@ fn check_identity(config: &Config, problems: &mut Vec<Problem>) -> String {
 }
 
 /// Every file readable, then the very load the sidecar does at start.
-fn check_policy(config: &Config, problems: &mut Vec<Problem>) -> Option<String> {
+fn check_policy(
+    config: &Config,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<Problem>,
+) -> Option<String> {
     let policy = config.policy.as_ref()?;
     let mut ok = true;
     for (i, f) in policy.files.iter().enumerate() {
@@ -219,7 +221,14 @@ fn check_policy(config: &Config, problems: &mut Vec<Problem>) -> Option<String> 
         return None;
     }
     match crate::authz::PolicyStore::load(policy) {
-        Ok(store) => Some(store.current().policy.revision().to_string()),
+        Ok(store) => {
+            let current = store.current();
+            let workers = config.runtime.workers;
+            if let Some(w) = crate::authz::single_thread_warning(&current.policy, workers) {
+                warnings.push(problem("runtime.workers", w));
+            }
+            Some(current.policy.revision().to_string())
+        }
         Err(e) => {
             problems.push(problem("policy", e.to_string()));
             None

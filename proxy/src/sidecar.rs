@@ -126,6 +126,14 @@ impl Sidecar {
             Some(p) => Some(PolicyStore::load(p)?),
             None => None,
         };
+        if let Some(store) = &policy {
+            let current = store.current();
+            if let Some(warning) =
+                crate::authz::single_thread_warning(&current.policy, config.runtime.workers)
+            {
+                tracing::warn!(key = "runtime.workers", "{warning}");
+            }
+        }
         let listeners = Listeners::bind(config).await?;
         let addrs = listeners.addrs;
 

@@ -1050,3 +1050,42 @@ fn check_warns_about_a_moved_key_and_passes() {
         "{err}"
     );
 }
+
+/// A policy that calls `http.send` on the default single worker thread:
+/// every decision holds that thread for as long as the call takes, so
+/// `usher check` says so (and passes); with two workers it does not.
+#[test]
+fn check_warns_when_a_policy_calling_out_would_hold_the_only_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    issue_orders(dir.path());
+    std::fs::write(
+        dir.path().join("authz.rego"),
+        "package usher.authz\n\ndefault allow := false\n\nallow if {\n\tresp := http.send({\"method\": \"GET\", \"url\": \"http://127.0.0.1:1/ok\"})\n\tresp.status_code == 200\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("pure.rego"),
+        "package usher.authz\n\ndefault allow := false\n\nallow if input.attributes.request.http.method == \"GET\"\n",
+    )
+    .unwrap();
+    let base = "service: orders\nidentity:\n  cert: certs/cert.pem\n  key: certs/key.pem\n  bundle: certs/bundle.pem\ninbound:\n  app: 127.0.0.1:8080\n  listen: 127.0.0.1:1\n";
+    let config = dir.path().join("usher.yaml");
+    let check = |extra: &str| {
+        std::fs::write(&config, format!("{base}{extra}")).unwrap();
+        let out = run(&["check", "--config", path_str(&config)]);
+        assert_success(&out);
+        stderr(&out)
+    };
+    let err = check("policy:\n  files: [authz.rego]\n");
+    assert!(
+        err.contains("key `runtime.workers`: warning: the policy calls http.send"),
+        "{err}"
+    );
+    let err = check("policy:\n  files: [authz.rego]\nruntime:\n  workers: 2\n");
+    assert!(!err.contains("warning"), "two workers: {err}");
+    let err = check("policy:\n  files: [pure.rego]\n");
+    assert!(
+        !err.contains("warning"),
+        "a policy that does not call out: {err}"
+    );
+}

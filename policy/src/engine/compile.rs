@@ -205,6 +205,7 @@ impl Policy {
             input_parts,
             cache_unavailable: cacheability(&scan, input_parts).err(),
             cache_entries: 0,
+            calls_out: scan.calls.iter().any(|c| c.name == "http.send"),
             alive: Arc::new(()),
         })
     }

@@ -124,6 +124,8 @@ pub struct Policy {
     cache_unavailable: Option<String>,
     /// Decisions kept per thread (0: no cache); see `decision_cache`.
     cache_entries: usize,
+    /// The policy calls `http.send`: a decision can wait on the network.
+    calls_out: bool,
     /// Threads' cached evaluators hold a `Weak` of this: once the policy is
     /// dropped they let theirs go.
     alive: Arc<()>,
@@ -196,6 +198,13 @@ impl Policy {
     /// The input document as this policy is given it (only the parts it reads).
     pub fn input_document(&self, input: &crate::RequestInput<'_>) -> Value {
         input.to_value_with(self.input_parts)
+    }
+
+    /// Whether the policy calls `http.send`: its decisions can wait on the
+    /// network (up to `Limits`' evaluation timeout), holding the thread
+    /// that evaluates them.
+    pub fn calls_out(&self) -> bool {
+        self.calls_out
     }
 
     /// Why this policy's decisions cannot be cached, when they cannot (it

@@ -63,6 +63,22 @@ fn compile(config: &PolicyConfig) -> Result<Policy, PolicyError> {
     Ok(policy.with_decision_cache(config.decision_cache.entries))
 }
 
+/// A warning when the policy in force calls `http.send` and the sidecar
+/// has one worker thread: every decision then holds that thread, and so
+/// every other request, for as long as the call takes (at most
+/// `policy.eval_timeout`).
+pub(crate) fn single_thread_warning(
+    policy: &usher_policy::Policy,
+    workers: usize,
+) -> Option<String> {
+    (workers <= 1 && policy.calls_out()).then(|| {
+        "the policy calls http.send, which holds the sidecar's only worker thread \
+(runtime.workers: 1, the default) for as long as each call takes, up to policy.eval_timeout; \
+set runtime.workers: 2 or more"
+            .to_string()
+    })
+}
+
 /// What a reload did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReloadOutcome {
