@@ -344,12 +344,7 @@ async fn identity_headers_cannot_be_forged_in_trailers() {
     let app = EchoApp::start().await;
     let mesh = Mesh::start(app.addr).await;
     let certs = mesh.pki.issue("mallory-trailers", &id("mallory"));
-    let config = tls_client(
-        &certs.join("bundle.pem"),
-        Some(&certs),
-        id("b"),
-        MUX_ALPN,
-    );
+    let config = tls_client(&certs.join("bundle.pem"), Some(&certs), id("b"), MUX_ALPN);
     let tcp = TcpStream::connect(mesh.b.addrs.inbound).await.unwrap();
     let tls = tokio_rustls::TlsConnector::from(config)
         .connect(
@@ -362,7 +357,10 @@ async fn identity_headers_cannot_be_forged_in_trailers() {
     tokio::spawn(conn);
     let req = Request::post("https://b/upload")
         .header("host", "b")
-        .header("trailer", "x-forwarded-client-cert, x-forwarded-user, x-admin")
+        .header(
+            "trailer",
+            "x-forwarded-client-cert, x-forwarded-user, x-admin",
+        )
         .body(())
         .unwrap();
     let (resp, mut stream) = client.send_request(req, false).unwrap();
