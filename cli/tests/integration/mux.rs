@@ -330,3 +330,55 @@ async fn a_peer_speaking_the_hop_by_hand_meets_the_same_checks() {
         "CONNECT: {refused:?}"
     );
 }
+
+/// Trailers never meet the sanitizer: a mesh peer that declares
+/// `Trailer: x-forwarded-client-cert` and sends that field as an HTTP/2
+/// trailer must not get it to the app (hyper writes declared trailer
+/// fields into the HTTP/1.1 chunked body; Apache and others merge request
+/// trailers into headers, CVE-2013-5704).
+#[tokio::test]
+async fn identity_headers_cannot_be_forged_in_trailers() {
+    use crate::support::client::tls_client;
+    use crate::support::raw::{EchoApp, MUX_ALPN};
+
+    let app = EchoApp::start().await;
+    let mesh = Mesh::start(app.addr).await;
+    let certs = mesh.pki.issue("mallory-trailers", &id("mallory"));
+    let config = tls_client(&certs.join("bundle.pem"), Some(&certs), id("b"), MUX_ALPN);
+    let tcp = TcpStream::connect(mesh.b.addrs.inbound).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(
+            rustls::pki_types::ServerName::try_from("usher").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let (mut client, conn) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(conn);
+    let req = Request::post("https://b/upload")
+        .header("host", "b")
+        .header(
+            "trailer",
+            "x-forwarded-client-cert, x-forwarded-user, x-admin",
+        )
+        .body(())
+        .unwrap();
+    let (resp, mut stream) = client.send_request(req, false).unwrap();
+    stream.send_data(Bytes::from_static(b"hi"), false).unwrap();
+    let mut trailers = http::HeaderMap::new();
+    let forged = format!("By={};URI={}", id("b"), id("admin"));
+    trailers.insert("x-forwarded-client-cert", forged.parse().unwrap());
+    trailers.insert("x-forwarded-user", "admin".parse().unwrap());
+    trailers.insert("x-admin", "yes".parse().unwrap());
+    stream.send_trailers(trailers).unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), resp)
+        .await
+        .expect("an answer")
+        .unwrap();
+    // Whatever the answer, the app saw no forged field anywhere.
+    let _ = resp.status();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen = app.heads().join("\n---\n");
+    assert!(!seen.contains(id("admin").as_str()), "forged XFCC: {seen}");
+    assert!(!seen.contains("x-forwarded-user"), "forged header: {seen}");
+}

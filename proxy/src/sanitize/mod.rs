@@ -19,7 +19,7 @@
 
 pub mod path;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, HOST, UPGRADE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, HOST, TRAILER, UPGRADE};
 use http::uri::{Authority, Parts, PathAndQuery, Uri};
 use http::{Method, Request, StatusCode, Version};
 
@@ -162,6 +162,7 @@ impl Sanitizer {
         headers::strip_hop_by_hop(h, upgrade);
         h.remove(&HTTP2_SETTINGS);
         self.strip_protected(h);
+        self.restrict_trailer(h);
         one_host(req)?;
         if let Some(opts) = &self.path {
             normalize_path(req, opts)?;
@@ -208,14 +209,64 @@ impl Sanitizer {
         for name in &self.protected {
             h.remove(name);
         }
-        let doomed = |k: &HeaderName| {
-            let k = k.as_str();
-            self.protected_prefixes
-                .iter()
-                .any(|p| k.len() >= p.len() && spelled_as(p, &k[..p.len()]))
-                || (k.contains('_') && self.protected.iter().any(|p| spelled_as(p.as_str(), k)))
-        };
+        let doomed = |k: &HeaderName| self.spelled_protected(k.as_str());
         remove_where(h, doomed);
+    }
+
+    /// A protected name under a prefix, or with `_` for some `-`.
+    fn spelled_protected(&self, k: &str) -> bool {
+        self.protected_prefixes
+            .iter()
+            .any(|p| k.len() >= p.len() && spelled_as(p, &k[..p.len()]))
+            || (k.contains('_') && self.protected.iter().any(|p| spelled_as(p.as_str(), k)))
+    }
+
+    /// Trailers never pass through [`Sanitizer::apply`], and hyper writes
+    /// to an HTTP/1.1 app exactly the trailer fields `Trailer` declares;
+    /// some servers merge request trailers into the headers (Apache,
+    /// CVE-2013-5704). So `Trailer` may not declare a protected name, a
+    /// hop-by-hop one or `Host`: those are taken out of it (and an
+    /// unreadable `Trailer` goes whole).
+    fn restrict_trailer(&self, h: &mut HeaderMap) {
+        if !h.contains_key(TRAILER) {
+            return;
+        }
+        let declared: Option<Vec<String>> = h
+            .get_all(TRAILER)
+            .iter()
+            .map(|v| v.to_str().ok())
+            .collect::<Option<Vec<&str>>>()
+            .map(|values| {
+                values
+                    .iter()
+                    .flat_map(|v| v.split(','))
+                    .map(|t| t.trim().to_ascii_lowercase())
+                    .filter(|t| !t.is_empty())
+                    .collect()
+            });
+        let Some(declared) = declared else {
+            h.remove(TRAILER);
+            return;
+        };
+        let kept: Vec<&str> = declared
+            .iter()
+            .map(String::as_str)
+            .filter(|t| {
+                !(self.protected.iter().any(|p| p.as_str() == *t)
+                    || self.spelled_protected(t)
+                    || headers::SPOOFABLE.iter().any(|p| p.as_str() == *t)
+                    || TRAILER_NEVER.contains(t))
+            })
+            .collect();
+        if kept.len() == declared.len() {
+            return;
+        }
+        h.remove(TRAILER);
+        if !kept.is_empty() {
+            if let Ok(value) = HeaderValue::from_str(&kept.join(", ")) {
+                h.insert(TRAILER, value);
+            }
+        }
     }
 }
 
@@ -240,6 +291,22 @@ pub(crate) fn remove_where(h: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bo
         }
     }
 }
+
+/// Names a request's `Trailer` may not declare, besides protected ones:
+/// hop-by-hop fields and those that frame or route the request.
+const TRAILER_NEVER: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+    "host",
+    "content-length",
+    "authorization",
+    "cookie",
+];
 
 const STANDARD_METHODS: &[&str] = &[
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",

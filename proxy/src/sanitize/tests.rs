@@ -231,3 +231,33 @@ fn every_x_forwarded_header_and_override_headers_are_removed() {
     let names: Vec<&str> = r.headers().keys().map(|k| k.as_str()).collect();
     assert_eq!(names, ["host", "x-forwardedness"]);
 }
+
+#[test]
+fn trailer_cannot_declare_protected_or_hop_by_hop_names() {
+    let s = Sanitizer::default();
+    let mut r = h1(
+        &[
+            ("host", "b"),
+            (
+                "trailer",
+                "X-Forwarded-Client-Cert, x_forwarded_client_cert, x-forwarded-user, checksum",
+            ),
+            ("trailer", "host, x-real-ip"),
+        ],
+        "/upload",
+    );
+    s.apply(&mut r).unwrap();
+    let kept: Vec<_> = r.headers().get_all("trailer").iter().collect();
+    assert_eq!(kept, ["checksum"]);
+
+    let mut only = h1(
+        &[("host", "b"), ("trailer", "x-forwarded-client-cert")],
+        "/upload",
+    );
+    s.apply(&mut only).unwrap();
+    assert!(only.headers().get("trailer").is_none());
+
+    let mut fine = h1(&[("host", "b"), ("trailer", "checksum, grpc-x")], "/");
+    s.apply(&mut fine).unwrap();
+    assert_eq!(fine.headers()["trailer"], "checksum, grpc-x");
+}
