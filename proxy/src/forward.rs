@@ -163,7 +163,11 @@ fn h2_settings() -> hyper_util::client::legacy::Builder {
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
         .http2_keep_alive_interval(Duration::from_secs(30))
-        .http2_keep_alive_timeout(Duration::from_secs(10));
+        .http2_keep_alive_timeout(Duration::from_secs(10))
+        // As the servers': responses a caller stops reading must not stall
+        // the others on the connection.
+        .http2_initial_stream_window_size(crate::serve::H2_STREAM_WINDOW)
+        .http2_initial_connection_window_size(crate::serve::H2_CONNECTION_WINDOW);
     b
 }
 

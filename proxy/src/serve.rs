@@ -57,6 +57,12 @@ const MAX_PENDING_RESETS: usize = 20;
 /// Streams usher may reset because of the client's errors: over it, GOAWAY.
 const MAX_ERROR_RESETS: usize = 256;
 
+/// HTTP/2 flow-control windows (receive side), for servers and for the
+/// clients that carry a multiplexed hop: 512 KiB per stream (a loopback or
+/// same-zone round trip's worth at 10 Gbit/s), 8 MiB per connection.
+pub(crate) const H2_STREAM_WINDOW: u32 = 512 * 1024;
+pub(crate) const H2_CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
+
 /// The HTTP server settings used on every listener.
 pub(crate) fn http_builder(limits: ServerLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -70,6 +76,11 @@ pub(crate) fn http_builder(limits: ServerLimits) -> auto::Builder<TokioExecutor>
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        // One stream may hold a sixteenth of the connection's window: the
+        // streams of a caller sidecar's multiplexed hop carry many callers,
+        // and a few uploads the app stops reading must not stall the rest.
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
         .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
         .max_local_error_reset_streams(MAX_ERROR_RESETS)
         // Detects dead peers on long-lived HTTP/2 connections.

@@ -382,3 +382,132 @@ async fn identity_headers_cannot_be_forged_in_trailers() {
     assert!(!seen.contains(id("admin").as_str()), "forged XFCC: {seen}");
     assert!(!seen.contains("x-forwarded-user"), "forged header: {seen}");
 }
+
+/// Starts an upload to `/hold` (whose app never reads the body) and feeds
+/// it a chunk at a time until the sidecars stop taking chunks for 500 ms:
+/// back-pressure has reached the client, the stream's windows are full.
+/// Returns the feeder, to be dropped at the end.
+async fn stall_an_upload(app: &Backend, outbound: SocketAddr) -> tokio::sync::mpsc::Sender<Bytes> {
+    let (feed, chunks) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let body = http_body_util::StreamBody::new(futures_util::stream::unfold(
+        chunks,
+        |mut chunks| async move {
+            let chunk = chunks.recv().await?;
+            Some((
+                Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(chunk)),
+                chunks,
+            ))
+        },
+    ));
+    let mut send = h1(outbound).await;
+    let req = Request::post("/hold")
+        .header("host", "b")
+        .body(body)
+        .unwrap();
+    tokio::spawn(async move { send.send_request(req).await.map(|r| r.status()) });
+    let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+    let mut fed = 0usize;
+    loop {
+        match tokio::time::timeout(Duration::from_millis(500), feed.send(chunk.clone())).await {
+            Ok(Ok(())) => fed += 1,
+            Ok(Err(_)) => panic!("the upload's body was dropped"),
+            Err(_) => break,
+        }
+        assert!(fed < 2048, "128 MiB went in and the upload never stalled");
+    }
+    let arrived = tokio::time::timeout(Duration::from_secs(10), app.held.acquire())
+        .await
+        .expect("the stalled upload reaches the app")
+        .unwrap();
+    arrived.forget();
+    feed
+}
+
+/// Uploads that the callee's app stops reading must not stall the other
+/// requests sharing the hop: a stream holds only part of the connection's
+/// flow-control window (with hyper's defaults, a connection window no larger
+/// than a stream's, the fourth upload here stalled).
+#[tokio::test]
+async fn stalled_uploads_do_not_stall_the_others_on_the_hop() {
+    let app = Backend::start().await;
+    let mesh = Mesh::start(app.addr).await;
+    assert_status(
+        get1(mesh.a.addrs.outbound, "b", "/headers").await,
+        200,
+        "GET /headers",
+    );
+    let mut feeders = Vec::new();
+    for _ in 0..6 {
+        feeders.push(stall_an_upload(&app, mesh.a.addrs.outbound).await);
+    }
+    let mut send = h1::<Full<Bytes>>(mesh.a.addrs.outbound).await;
+    for size in [1024 * 1024, 3 * 1024 * 1024] {
+        let req = Request::post("/count")
+            .header("host", "b")
+            .body(Full::new(Bytes::from(vec![b'y'; size])))
+            .unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(10), async {
+            read(send.send_request(req).await.unwrap()).await
+        })
+        .await
+        .expect("an upload beside stalled ones completes");
+        assert_eq!(assert_status(answer, 200, "POST /count"), size.to_string());
+    }
+    assert_eq!(
+        connections(mesh.b.addrs.admin, "inbound").await,
+        1.0,
+        "all of it on the one multiplexed connection"
+    );
+    drop(feeders);
+    app.release.notify_waiters();
+}
+
+/// The other direction: responses that the caller's app stops reading (50
+/// MB downloads left unread) must not stall the other responses on the hop.
+#[tokio::test]
+async fn unread_downloads_do_not_stall_the_others_on_the_hop() {
+    let app = Backend::start().await;
+    let mesh = Mesh::start(app.addr).await;
+    let mut unread = Vec::new();
+    for _ in 0..6 {
+        let mut send = h1::<Full<Bytes>>(mesh.a.addrs.outbound).await;
+        let req = Request::get("/download")
+            .header("host", "b")
+            .body(Full::default())
+            .unwrap();
+        let resp = tokio::time::timeout(Duration::from_secs(10), send.send_request(req))
+            .await
+            .expect("a download's head")
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        // Kept, never read: its bytes back up to the hop.
+        unread.push((send, resp));
+    }
+    for _ in 0..3 {
+        let answer = tokio::time::timeout(
+            Duration::from_secs(10),
+            get1(mesh.a.addrs.outbound, "b", "/headers"),
+        )
+        .await
+        .expect("a response beside unread ones arrives");
+        assert_status(answer, 200, "GET /headers");
+    }
+    let mut send = h1::<Full<Bytes>>(mesh.a.addrs.outbound).await;
+    let req = Request::get("/download")
+        .header("host", "b")
+        .body(Full::default())
+        .unwrap();
+    let whole = tokio::time::timeout(Duration::from_secs(20), async {
+        let resp = send.send_request(req).await.unwrap();
+        http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes()
+            .len()
+    })
+    .await
+    .expect("a download beside unread ones completes");
+    assert_eq!(whole, 50 * 1024 * 1024 / (64 * 1024) * 64 * 1024);
+    assert_eq!(connections(mesh.b.addrs.admin, "inbound").await, 1.0);
+    drop(unread);
+}
