@@ -38,7 +38,8 @@ fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
 }
 
 /// What `usher check` found: the verdict, and what works but should be
-/// changed (old spellings of moved keys), reported either way.
+/// changed (old spellings of moved keys, a policy calling out on the only
+/// worker thread), reported either way.
 #[derive(Debug)]
 pub struct Checked {
     pub warnings: Vec<Problem>,

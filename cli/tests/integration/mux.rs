@@ -34,6 +34,34 @@ async fn connections(admin: SocketAddr, direction: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {prefix} in {metrics}"))
 }
 
+/// Client sidecar "a", routing host `b` to `peer` (which must present b's
+/// identity); its own app is `app` (never called).
+async fn caller(pki: &Pki, peer: SocketAddr, app: SocketAddr) -> usher_proxy::Sidecar {
+    let a_certs = pki.issue("a-certs", &id("a"));
+    let routes = [RouteSpec {
+        host: "b".into(),
+        address: peer,
+        identity: id("b"),
+    }];
+    start_sidecar(&write_config(
+        &pki.dir.path().join("a"),
+        &a_certs,
+        app,
+        &routes,
+        "",
+    ))
+    .await
+}
+
+/// Waits until `n` more requests have reached the app's `/hold`.
+async fn arrived_at_hold(app: &Backend, n: u32, what: &str) {
+    tokio::time::timeout(Duration::from_secs(10), app.held.acquire_many(n))
+        .await
+        .unwrap_or_else(|_| panic!("{what}"))
+        .unwrap()
+        .forget();
+}
+
 /// `n` requests to `/hold`, each on its own HTTP/1.1 connection to the
 /// caller's outbound listener, all held by the app until it is released.
 async fn hold_many(
@@ -44,11 +72,7 @@ async fn hold_many(
     let calls: Vec<_> = (0..n)
         .map(|_| tokio::spawn(get1(outbound, "b", "/hold")))
         .collect();
-    let arrived = tokio::time::timeout(Duration::from_secs(10), app.held.acquire_many(n))
-        .await
-        .expect("every request reaches the app at once")
-        .unwrap();
-    arrived.forget();
+    arrived_at_hold(app, n, "every request reaches the app at once").await;
     calls
 }
 
@@ -173,20 +197,7 @@ async fn a_peer_without_the_hop_is_spoken_to_in_http1() {
             });
         }
     });
-    let a_certs = pki.issue("a-certs", &id("a"));
-    let routes = [RouteSpec {
-        host: "b".into(),
-        address: old_peer,
-        identity: id("b"),
-    }];
-    let a = start_sidecar(&write_config(
-        &pki.dir.path().join("a"),
-        &a_certs,
-        old_peer,
-        &routes,
-        "",
-    ))
-    .await;
+    let a = caller(&pki, old_peer, old_peer).await;
     for _ in 0..3 {
         let body = assert_status(
             get1(a.addrs.outbound, "b", "/headers").await,
@@ -241,20 +252,7 @@ async fn streams_in_flight_fail_fast_when_the_peer_connection_dies_and_none_is_s
     ))
     .await;
     let relay = Relay::start(b.addrs.inbound).await;
-    let a_certs = pki.issue("a-certs", &id("a"));
-    let routes = [RouteSpec {
-        host: "b".into(),
-        address: relay.addr,
-        identity: id("b"),
-    }];
-    let a = start_sidecar(&write_config(
-        &pki.dir.path().join("a"),
-        &a_certs,
-        app.addr,
-        &routes,
-        "",
-    ))
-    .await;
+    let a = caller(&pki, relay.addr, app.addr).await;
     assert_status(
         get1(a.addrs.outbound, "b", "/headers").await,
         200,
@@ -415,11 +413,7 @@ async fn stall_an_upload(app: &Backend, outbound: SocketAddr) -> tokio::sync::mp
         }
         assert!(fed < 2048, "128 MiB went in and the upload never stalled");
     }
-    let arrived = tokio::time::timeout(Duration::from_secs(10), app.held.acquire())
-        .await
-        .expect("the stalled upload reaches the app")
-        .unwrap();
-    arrived.forget();
+    arrived_at_hold(app, 1, "the stalled upload reaches the app").await;
     feed
 }
 
